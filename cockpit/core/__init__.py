@@ -1,0 +1,1 @@
+"""The engine: asyncio, pydantic and aiosqlite. Never imports textual or rich."""

@@ -1,0 +1,1 @@
+"""An Ollama-compatible loopback server: one protocol layer, several backends."""
