@@ -1,0 +1,261 @@
+"""Command line: arguments -> config -> the engine (headless) or the app (TUI).
+
+Exit codes (DESIGN.md): 0 every agent finished, 1 an agent failed or was stopped, 2 bad usage,
+a crew-file error or a log error, 130 interrupted (the session stays resumable).
+Errors are one clear line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from cockpit import __version__
+from cockpit.core.config import ConfigError, CrewConfig, load_crew
+from cockpit.core.eventlog import EventLog, LogError, SessionRow, default_db_path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad usage that argparse cannot catch; printed as one line, exit 2."""
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", type=Path, default=None, metavar="PATH",
+        help="event log (default: $COCKPIT_DB, else ~/.local/share/cockpit/cockpit.db)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cockpit",
+        description="A terminal cockpit for crews of local LLM agents on Ollama.",
+    )
+    parser.add_argument("--version", action="version", version=f"cockpit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run a crew (the TUI, or --headless)")
+    run.add_argument("crew", type=Path, metavar="CREW.toml")
+    run.add_argument("--headless", action="store_true",
+                     help="no TUI: progress lines on stderr, exit when every agent has ended")
+    run.add_argument("--theme", metavar="NAME", help="TUI theme")
+    run.add_argument("--watch", action="store_true", help="TUI: reload themes as they change")
+    _add_db(run)
+
+    check = commands.add_parser("check", help="validate a crew file and summarise it")
+    check.add_argument("crew", type=Path, metavar="CREW.toml")
+    _add_db(check)
+
+    sessions = commands.add_parser("sessions", help="list logged sessions")
+    sessions.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+    _add_db(sessions)
+
+    export = commands.add_parser("export", help="write a session's events")
+    export.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
+    export.add_argument("--format", choices=("jsonl", "markdown"), default="jsonl")
+    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
+    _add_db(export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `cockpit` script."""
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except (ConfigError, LogError, UsageError) as error:
+        print(f"cockpit: {error}" if not isinstance(error, ConfigError) else str(error),
+              file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `cockpit export last | head`
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return EXIT_OK
+
+
+def db_path(args: argparse.Namespace) -> Path:
+    return Path(args.db).expanduser() if args.db else default_db_path()
+
+
+# -- check --------------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    crew = load_crew(args.crew)
+    print(summarise_crew(crew, args.crew))
+    return EXIT_OK
+
+
+def summarise_crew(crew: CrewConfig, path: Path) -> str:
+    lines = [f"{path}: crew {crew.name!r} is valid: {len(crew.agents)} agents"]
+    width = max(len(agent.name) for agent in crew.agents)
+    for agent in crew.agents:
+        after = f"  after {', '.join(agent.after)}" if agent.after else ""
+        lines.append(f"  {agent.name.ljust(width)}  {crew.model_for(agent)} @ "
+                     f"{crew.host_for(agent)}{after}")
+    if crew.state:
+        lines.append(f"  board: {', '.join(sorted(crew.state))}")
+    return "\n".join(lines)
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    crew = load_crew(args.crew)
+    if not args.headless:
+        raise UsageError("the TUI is not available in this build yet; add --headless")
+    return run_async(run_headless(crew, args.crew, db_path(args)))
+
+
+def run_async(main: Awaitable[int]) -> int:
+    """Run `main` with SIGTERM treated like Ctrl-C: both cancel it so it can log and close."""
+
+    async def wrapper() -> int:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        if task is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        return await main
+
+    try:
+        return asyncio.run(wrapper())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return EXIT_INTERRUPTED
+
+
+async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
+                       stream: TextIO | None = None) -> int:
+    """Run the crew to its end with progress lines on `stream` (stderr)."""
+    from cockpit.core.bus import EventBus
+    from cockpit.core.supervisor import Supervisor
+    from cockpit.headless import HeadlessPrinter
+
+    out = stream or sys.stderr
+    async with EventLog.open(db) as log:
+        bus = EventBus()
+        printer = HeadlessPrinter(bus.subscribe(), out)
+        printing = asyncio.create_task(printer.run(), name="cockpit headless printer")
+        supervisor = Supervisor(crew, log, bus, crew_path=crew_path.resolve())
+        print(f"cockpit: session {supervisor.session}, log {db}", file=out, flush=True)
+        try:
+            state = await supervisor.run()
+        except asyncio.CancelledError:
+            await asyncio.shield(supervisor.shutdown())
+            bus.close()
+            await printing
+            print(f"cockpit: interrupted; session {supervisor.session} kept in {db}",
+                  file=out, flush=True)
+            raise
+        finally:
+            bus.close()
+            await printing
+    return EXIT_OK if state.outcome == "finished" else EXIT_FAILED
+
+
+# -- sessions and export ------------------------------------------------------------------------
+
+
+def _outcome(row: SessionRow) -> str:
+    if row.outcome:
+        return row.outcome
+    return "running" if row.pid and _pid_alive(row.pid) else "crashed"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _duration(row: SessionRow) -> str:
+    end = row.ended_at or row.last_ts or row.started_at
+    seconds = int(max(0.0, end - row.started_at))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    async def load() -> list[SessionRow]:
+        async with EventLog.open(db_path(args), create=False) as log:
+            return await log.sessions()
+
+    rows = asyncio.run(load())
+    records = [
+        {
+            "id": row.id, "crew": row.crew,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.started_at)),
+            "started_ts": row.started_at, "duration": _duration(row), "agents": row.agents,
+            "outcome": _outcome(row),
+            "resumable": _outcome(row) in ("interrupted", "crashed"),
+        }
+        for row in rows
+    ]
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return EXIT_OK
+    if not records:
+        print("no sessions yet", file=sys.stderr)
+        return EXIT_OK
+    columns = ["id", "crew", "started", "duration", "agents", "outcome", "resumable"]
+    table = [[str(r[c]) if c != "resumable" else ("yes" if r[c] else "") for c in columns]
+             for r in records]
+    widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in table:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from cockpit.core.export import export_jsonl, export_markdown
+
+    writer = export_jsonl if args.format == "jsonl" else export_markdown
+
+    async def export(out: TextIO) -> int:
+        async with EventLog.open(db_path(args), create=False) as log:
+            session = await log.resolve(args.session)
+            return await writer(log, session, out)
+
+    if args.output is None:
+        asyncio.run(export(sys.stdout))
+        sys.stdout.flush()
+        return EXIT_OK
+    tmp = args.output.with_name(args.output.name + ".part")
+    try:
+        with tmp.open("w", encoding="utf-8") as out:
+            count = asyncio.run(export(out))
+        tmp.replace(args.output)  # never leave a half-written export under the real name
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"cockpit: wrote {count} events to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "check": cmd_check,
+    "sessions": cmd_sessions,
+    "export": cmd_export,
+}

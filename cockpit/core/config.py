@@ -1,0 +1,409 @@
+"""Crew file (TOML) -> validated pydantic models.
+
+Everything that can be wrong with a crew is found here, before a single request is sent: a crew
+started at 11 PM must not fail at 3 AM because of a typo. Every error names the file, a line and
+the field, so the user can go straight to it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_HOST = "http://127.0.0.1:11434"
+EMBEDDED_HOST = "embedded"
+TEMPLATE_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+AGENT_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+
+# Ollama's Options and Runner fields (api/types.go). Ollama ignores unknown keys silently, so a
+# misspelt option would otherwise have no effect at all; we reject it instead.
+OLLAMA_OPTIONS: dict[str, type | tuple[type, ...]] = {
+    **dict.fromkeys(
+        ["num_keep", "seed", "num_predict", "top_k", "repeat_last_n", "num_ctx", "num_batch",
+         "num_gpu", "main_gpu", "num_thread", "draft_num_predict"],
+        int,
+    ),
+    **dict.fromkeys(
+        ["top_p", "min_p", "typical_p", "temperature", "repeat_penalty", "presence_penalty",
+         "frequency_penalty"],
+        (int, float),
+    ),
+    "use_mmap": bool,
+    "stop": list,
+}
+
+
+def parse_host(host: str | None) -> str:
+    """Normalise a host the way ollama-python's `_parse_host` does.
+
+    `None`/"" -> http://127.0.0.1:11434, "1.2.3.4" -> http://1.2.3.4:11434, ":5" -> port 5 on
+    127.0.0.1, "http://x" -> port 80, "https://x" -> port 443. A path is kept.
+    """
+    if host == EMBEDDED_HOST:
+        return host
+    from ollama._client import _parse_host  # the client's own rules, so we agree with it
+
+    return str(_parse_host(host))
+
+
+def default_host() -> str:
+    """OLLAMA_HOST if set, else Ollama's default address."""
+    env = os.environ.get("OLLAMA_HOST", "").strip()
+    return parse_host(env) if env else DEFAULT_HOST
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentConfig(_Strict):
+    """One `[[agents]]` table."""
+
+    name: str
+    """Unique within the crew; lowercase letters, digits, `_` and `-`."""
+    model: str | None = None
+    """Overrides the crew's model."""
+    host: str | None = None
+    """Overrides the crew's host."""
+    system: str = ""
+    """System prompt; may use `{{key}}` to read the board."""
+    task: str
+    """The user message that starts the agent; may use `{{key}}`."""
+    after: list[str] = Field(default_factory=list)
+    """Agents that must finish before this one starts."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Ollama options (temperature, seed, num_predict, ...)."""
+    retries: int | None = Field(default=None, ge=0)
+    """Overrides the crew's retries."""
+    stall_timeout: float | None = Field(default=None, gt=0)
+    """Overrides the crew's stall_timeout."""
+
+    @field_validator("name")
+    @classmethod
+    def _name_charset(cls, value: str) -> str:
+        if not AGENT_NAME_RE.match(value):
+            raise ValueError(f"agent name {value!r} may only use a-z, 0-9, '_' and '-'")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _normalise_host(cls, value: str | None) -> str | None:
+        return None if value is None else parse_host(value)
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        for key, value in options.items():
+            expected = OLLAMA_OPTIONS.get(key)
+            if expected is None:
+                raise ValueError(f"unknown Ollama option {key!r}")
+            if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
+                names = expected.__name__ if isinstance(expected, type) else "number"
+                raise ValueError(f"option {key!r} must be {names}, not {value!r}")
+        return options
+
+
+class CrewConfig(_Strict):
+    """A whole crew file."""
+
+    name: str
+    """Shown in the session list and the title bar."""
+    host: str = Field(default_factory=default_host)
+    """Ollama address; default OLLAMA_HOST, else http://127.0.0.1:11434. "embedded" for the
+    bundled engine."""
+    model: str | None = None
+    """Default model for agents that name none."""
+    retries: int = Field(default=3, ge=0)
+    """Retries after a connection error, a 5xx, a 503 busy or a stall."""
+    stall_timeout: float = Field(default=60.0, gt=0)
+    """Seconds without a new chunk before the reply is cut off and retried."""
+    retry_backoff: float = Field(default=1.0, ge=0)
+    """First retry delay in seconds; doubles on each further retry, capped at 30 s."""
+    state: dict[str, Any] = Field(default_factory=dict)
+    """The initial shared board. Nested tables become dotted keys."""
+    agents: list[AgentConfig] = Field(min_length=1)
+    keymap: dict[str, str] = Field(default_factory=dict)
+    """Binding id -> keys, for the TUI."""
+
+    @field_validator("host")
+    @classmethod
+    def _normalise_host(cls, value: str) -> str:
+        return parse_host(value)
+
+    def agent(self, name: str) -> AgentConfig:
+        for agent in self.agents:
+            if agent.name == name:
+                return agent
+        raise KeyError(name)
+
+    def model_for(self, agent: AgentConfig) -> str:
+        model = agent.model or self.model
+        assert model is not None, "validated by load_crew"
+        return model
+
+    def host_for(self, agent: AgentConfig) -> str:
+        return agent.host or self.host
+
+    def retries_for(self, agent: AgentConfig) -> int:
+        return self.retries if agent.retries is None else agent.retries
+
+    def stall_timeout_for(self, agent: AgentConfig) -> float:
+        return self.stall_timeout if agent.stall_timeout is None else agent.stall_timeout
+
+    def ancestors(self, name: str) -> set[str]:
+        """Every agent that has finished before `name` starts (transitively)."""
+        seen: set[str] = set()
+        todo = list(self.agent(name).after)
+        while todo:
+            current = todo.pop()
+            if current not in seen:
+                seen.add(current)
+                todo.extend(self.agent(current).after)
+        return seen
+
+
+class ConfigError(Exception):
+    """A crew file problem. `str()` is the full user-facing message, one problem per line."""
+
+    def __init__(self, path: Path | str, problems: list[tuple[int | None, str, str]]) -> None:
+        self.path = Path(path)
+        self.problems = problems
+        lines = []
+        for line, field, message in problems:
+            where = f"{self.path}:{line}" if line else str(self.path)
+            lines.append(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+        super().__init__("\n".join(lines))
+
+
+def template_keys(text: str) -> list[str]:
+    """The `{{key}}` names used in a prompt, in order."""
+    return [match.group(1) for match in TEMPLATE_RE.finditer(text)]
+
+
+def render_template(text: str, board: Mapping[str, Any]) -> str:
+    """Fill `{{key}}` from the board. A missing key raises KeyError: never an empty string."""
+
+    def value_of(match: re.Match[str]) -> str:
+        value = board[match.group(1)]
+        if isinstance(value, str):
+            return value
+        import json
+
+        return json.dumps(value, ensure_ascii=False)
+
+    return TEMPLATE_RE.sub(value_of, text)
+
+
+def flatten_state(state: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`[state.release] version = "2"` becomes the board key `release.version`."""
+    flat: dict[str, Any] = {}
+    for key, value in state.items():
+        if isinstance(value, dict):
+            flat.update(flatten_state(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+class _LineFinder:
+    """Finds the line of a field in TOML source; tomllib does not keep positions.
+
+    The source is cut into sections at each `[table]` / `[[array]]` header. A field is looked up
+    as `key =` inside the section (and its sub-tables) that the pydantic location points to.
+    """
+
+    HEADER_RE = re.compile(r"^\s*\[(\[?)\s*([^\]]+?)\s*\]")
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        # (first line index, table name, is array-of-tables); the top level has name "".
+        self.sections: list[tuple[int, str, bool]] = [(0, "", False)]
+        for index, line in enumerate(self.lines):
+            match = self.HEADER_RE.match(line)
+            if match:
+                name = match.group(2).replace('"', "").replace("'", "").replace(" ", "")
+                self.sections.append((index, name, bool(match.group(1))))
+
+    def _region(self, position: int) -> tuple[int, int, str]:
+        """Lines of section `position` plus its sub-tables: (start, end, name)."""
+        start, name, _ = self.sections[position]
+        end = len(self.lines)
+        for index, other, _ in self.sections[position + 1:]:
+            if not name or not other.startswith(f"{name}."):
+                end = index
+                break
+        return start, end, name
+
+    def _key(self, key: str, start: int, end: int) -> int | None:
+        pattern = re.compile(rf"(^|[{{,])\s*[\"']?{re.escape(key)}[\"']?\s*=")
+        for index in range(start, end):
+            if pattern.search(self.lines[index]):
+                return index + 1
+        return None
+
+    def find(self, loc: Iterable[int | str]) -> int | None:
+        parts = [str(p) if not isinstance(p, int) else p for p in loc]
+        if not parts:
+            return None
+        if parts[0] == "agents" and len(parts) > 1 and isinstance(parts[1], int):
+            arrays = [i for i, (_, name, array) in enumerate(self.sections)
+                      if array and name == "agents"]
+            if parts[1] >= len(arrays):
+                return self._key("agents", 0, len(self.lines))
+            start, end, _ = self._region(arrays[parts[1]])
+            keys = [p for p in parts[2:] if isinstance(p, str)]
+        else:
+            start, end, _ = self._region(0)
+            end = self.sections[1][0] if len(self.sections) > 1 else len(self.lines)
+            keys = [p for p in parts if isinstance(p, str)]
+            if keys and self._key(keys[0], start, end) is None:
+                tables = [i for i, (_, name, _) in enumerate(self.sections) if name == keys[0]]
+                if tables:
+                    start, end, _ = self._region(tables[0])
+                    keys = keys[1:]
+        line = start + 1 if start else None
+        for key in keys:
+            found = self._key(key, start, end)
+            if found is None:
+                break
+            line, start = found, found - 1
+        return line
+
+
+def _field_name(loc: tuple[int | str, ...], data: Mapping[str, Any]) -> str:
+    """`('agents', 1, 'after')` -> `agents[1] (writer).after`."""
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            label = f"[{part}]"
+            if i == 1 and loc[0] == "agents":
+                agents = data.get("agents")
+                if isinstance(agents, list) and part < len(agents):
+                    name = agents[part].get("name") if isinstance(agents[part], dict) else None
+                    if name:
+                        label += f" ({name})"
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + part)
+    return "".join(parts)
+
+
+def load_crew(path: Path | str) -> CrewConfig:
+    """Read, parse and validate a crew file. Raises ConfigError naming file, line and field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, [(None, "", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(path, [(None, "", f"cannot read: {error}")]) from None
+    return parse_crew(text, path)
+
+
+def parse_crew(text: str, path: Path | str = "<crew>") -> CrewConfig:
+    """Validate crew TOML text; `path` is only used in messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        match = re.search(r"\(at line (\d+), column (\d+)\)", str(error))
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
+        line = int(match.group(1)) if match else None
+        raise ConfigError(path, [(line, "", f"invalid TOML: {message}")]) from None
+    finder = _LineFinder(text)
+    try:
+        crew = CrewConfig.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            loc = tuple(item["loc"])
+            message = item["msg"].removeprefix("Value error, ")
+            if item["type"] == "extra_forbidden":
+                message = f"unknown key {loc[-1]!r} (check the spelling)"
+            elif item["type"] == "missing":
+                message = "is required"
+            problems.append((finder.find(loc), _field_name(loc, data), message))
+        raise ConfigError(path, problems) from None
+    problems = _crew_problems(crew, finder)
+    if problems:
+        raise ConfigError(path, problems)
+    return crew.model_copy(update={"state": flatten_state(crew.state)})
+
+
+def _crew_problems(crew: CrewConfig, finder: _LineFinder) -> list[tuple[int | None, str, str]]:
+    """Cross-field checks pydantic cannot express: names, dependencies, templates, models."""
+    problems: list[tuple[int | None, str, str]] = []
+    names = [agent.name for agent in crew.agents]
+
+    def add(index: int, field: str, message: str) -> None:
+        where = ("agents", index, field) if field else ("agents", index)
+        label = f"agents[{index}] ({crew.agents[index].name})" + (f".{field}" if field else "")
+        problems.append((finder.find(where), label, message))
+
+    for index, agent in enumerate(crew.agents):
+        if names.index(agent.name) != index:
+            add(index, "name", f"duplicate agent name {agent.name!r}")
+        if agent.model is None and crew.model is None:
+            add(index, "model", "no model: set `model` here or at the top of the crew file")
+        for dependency in agent.after:
+            if dependency not in names:
+                add(index, "after", f"no agent named {dependency!r}")
+            elif dependency == agent.name:
+                add(index, "after", "an agent cannot wait for itself")
+    if problems:
+        return problems
+
+    cycle = _find_cycle(crew)
+    if cycle:
+        index = names.index(cycle[0])
+        add(index, "after", "dependency cycle: " + " -> ".join(cycle))
+        return problems
+
+    board = set(flatten_state(crew.state))
+    for index, agent in enumerate(crew.agents):
+        provided = board | {f"outputs.{name}" for name in crew.ancestors(agent.name)}
+        for field in ("system", "task"):
+            for key in template_keys(getattr(agent, field)):
+                if key in provided:
+                    continue
+                if key.startswith("outputs.") and key.removeprefix("outputs.") in names:
+                    other = key.removeprefix("outputs.")
+                    message = (f"{{{{{key}}}}} is only on the board after {other!r} finishes; "
+                               f"add {other!r} to `after`")
+                else:
+                    message = f"{{{{{key}}}}}: no such key in [state] or an earlier agent's outputs"
+                add(index, field, message)
+    return problems
+
+
+def _find_cycle(crew: CrewConfig) -> list[str] | None:
+    """A dependency cycle as a path that returns to its start, or None."""
+    graph = {agent.name: agent.after for agent in crew.agents}
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    stack: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        state[name] = 1
+        stack.append(name)
+        for dependency in graph[name]:
+            if state.get(dependency) == 1:
+                return stack[stack.index(dependency):] + [dependency]
+            if dependency not in state:
+                found = visit(dependency)
+                if found:
+                    return found
+        stack.pop()
+        state[name] = 2
+        return None
+
+    for name in graph:
+        if name not in state:
+            found = visit(name)
+            if found:
+                return found
+    return None

@@ -1,0 +1,207 @@
+"""The event types: everything that happens in a session, as it happens.
+
+The log of these events is the truth. The TUI, the headless printer, replay, reports and resume
+are all views of it, so each event carries what those views need and nothing is derived from
+process memory. Events are frozen pydantic models in one union discriminated by `type`; the
+`type` strings and field names are the export contract in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+ENVELOPE: set[str] = {"id", "session", "agent", "seq", "ts", "type"}
+"""Fields every event has; the rest is the event's `data` in the export."""
+
+
+class BaseEvent(BaseModel):
+    """The envelope. The supervisor stamps `session`, `seq` and `ts`; the log assigns `id`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    session: str = ""
+    agent: str | None = None
+    """The agent's name from the crew file, or None for session-level events."""
+    seq: int = 0
+    """Per-session sequence number, strictly increasing in emission order."""
+    ts: float = 0.0
+    """Unix time in seconds."""
+    id: int | None = None
+    """The log's row id; None until the event has been read back from the log."""
+
+    def data(self) -> dict[str, Any]:
+        """The event-specific fields, as in the export's `data` object."""
+        return self.model_dump(mode="json", exclude=ENVELOPE)
+
+
+class SessionStarted(BaseEvent):
+    type: Literal["session_started"] = "session_started"
+    crew: str
+    crew_path: str | None = None
+    config: dict[str, Any]
+    """The validated crew, so a session can be resumed or replayed without the file."""
+    pid: int
+    version: str
+
+
+class SessionResumed(BaseEvent):
+    type: Literal["session_resumed"] = "session_resumed"
+    pid: int
+
+
+class SessionFinished(BaseEvent):
+    type: Literal["session_finished"] = "session_finished"
+    outcome: Literal["finished", "failed", "interrupted"]
+    agents: dict[str, str]
+    """Each agent's final status."""
+
+
+class AgentStarted(BaseEvent):
+    type: Literal["agent_started"] = "agent_started"
+    model: str
+    host: str
+    messages: list[dict[str, Any]]
+    """The opening conversation (system and user messages, templates filled)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TokenStreamed(BaseEvent):
+    type: Literal["token"] = "token"
+    text: str
+
+
+class ThinkingStreamed(BaseEvent):
+    type: Literal["thinking"] = "thinking"
+    text: str
+
+
+class MessageCompleted(BaseEvent):
+    """An assistant reply ended with `done`. `content` is the whole reply, including any partial
+    that was continued after a pause or a retry; the metrics are Ollama's for the last request."""
+
+    type: Literal["message_completed"] = "message_completed"
+    content: str
+    thinking: str = ""
+    done_reason: str | None = None
+    prompt_eval_count: int | None = None
+    eval_count: int | None = None
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_duration: int | None = None
+
+
+class AgentPaused(BaseEvent):
+    type: Literal["agent_paused"] = "agent_paused"
+    by: str = "person"
+
+
+class AgentResumed(BaseEvent):
+    type: Literal["agent_resumed"] = "agent_resumed"
+    by: str = "person"
+
+
+class AgentRedirected(BaseEvent):
+    type: Literal["agent_redirected"] = "agent_redirected"
+    instruction: str
+    by: str = "person"
+
+
+class AgentStopped(BaseEvent):
+    type: Literal["agent_stopped"] = "agent_stopped"
+    by: str = "person"
+    reason: str = ""
+
+
+class AgentRestarted(BaseEvent):
+    type: Literal["agent_restarted"] = "agent_restarted"
+    by: str = "person"
+
+
+class StateSet(BaseEvent):
+    type: Literal["state_set"] = "state_set"
+    key: str
+    value: Any
+    by: str
+
+
+class Retrying(BaseEvent):
+    type: Literal["retrying"] = "retrying"
+    attempt: int
+    """1 for the first retry."""
+    reason: str
+    delay: float
+
+
+class Stalled(BaseEvent):
+    type: Literal["stalled"] = "stalled"
+    seconds: float
+    """How long no chunk had arrived."""
+
+
+class AgentFailed(BaseEvent):
+    type: Literal["agent_failed"] = "agent_failed"
+    error: str
+
+
+class AgentFinished(BaseEvent):
+    type: Literal["agent_finished"] = "agent_finished"
+    output: str
+
+
+Event = Annotated[
+    SessionStarted
+    | SessionResumed
+    | SessionFinished
+    | AgentStarted
+    | TokenStreamed
+    | ThinkingStreamed
+    | MessageCompleted
+    | AgentPaused
+    | AgentResumed
+    | AgentRedirected
+    | AgentStopped
+    | AgentRestarted
+    | StateSet
+    | Retrying
+    | Stalled
+    | AgentFailed
+    | AgentFinished,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+DURABLE_TYPES = frozenset({
+    "session_started", "session_resumed", "session_finished", "agent_started",
+    "message_completed", "agent_paused", "agent_resumed", "agent_redirected", "agent_stopped",
+    "agent_restarted", "state_set", "agent_failed", "agent_finished",
+})
+"""Types committed to disk before the command or step that caused them goes on."""
+
+TERMINAL_TYPES = frozenset({"agent_finished", "agent_failed", "agent_stopped"})
+
+
+def event_from_row(
+    row_id: int, session: str, agent: str | None, seq: int, ts: float, type_: str, data: str
+) -> BaseEvent:
+    """Decode one stored row (see eventlog.py) back into its event."""
+    fields = json.loads(data)
+    fields.update(id=row_id, session=session, agent=agent, seq=seq, ts=ts, type=type_)
+    event: BaseEvent = EVENT_ADAPTER.validate_python(fields)
+    return event
+
+
+def export_record(event: BaseEvent) -> dict[str, Any]:
+    """The export contract: `{"id", "session", "agent", "type", "ts", "data"}`."""
+    return {
+        "id": event.id,
+        "session": event.session,
+        "agent": event.agent,
+        "type": getattr(event, "type"),  # noqa: B009 - every concrete event has one
+        "ts": event.ts,
+        "data": event.data(),
+    }

@@ -1,0 +1,79 @@
+"""Writing a logged session out: JSON Lines (the contract in DESIGN.md) or a Markdown transcript.
+
+Both read the log page by page, so exporting a session of millions of events uses flat memory.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TextIO
+
+from cockpit.core import events as ev
+from cockpit.core.eventlog import EventLog
+from cockpit.core.state import SessionState
+
+
+async def export_jsonl(log: EventLog, session: str, out: TextIO) -> int:
+    """One `{"id","session","agent","type","ts","data"}` object per line. Returns the count."""
+    count = 0
+    async for event in log.iter_events(session):
+        out.write(json.dumps(ev.export_record(event), ensure_ascii=False))
+        out.write("\n")
+        count += 1
+    return count
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any backtick run inside `text`, so model output cannot break out."""
+    longest = 0
+    run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    return "`" * max(3, longest + 1)
+
+
+async def export_markdown(log: EventLog, session: str, out: TextIO) -> int:
+    """A readable transcript: each agent's conversation and interventions, then the board."""
+    state = SessionState()
+    interventions: dict[str, list[str]] = {}
+    count = 0
+    async for event in log.iter_events(session):
+        state.apply(event)
+        count += 1
+        note = _intervention(event)
+        if note and event.agent:
+            interventions.setdefault(event.agent, []).append(note)
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.started_at or 0))
+    out.write(f"# Session {session}: {state.crew}\n\n")
+    out.write(f"Started {started}; outcome: {state.outcome or 'not finished'}.\n")
+    for agent in state.agents.values():
+        out.write(f"\n## {agent.name} ({agent.status})\n\n")
+        out.write(f"Model `{agent.model}` on {agent.host}.\n")
+        for note in interventions.get(agent.name, []):
+            out.write(f"\n> {note}\n")
+        for message in agent.conversation():
+            body = str(message.get("content", ""))
+            fence = _fence(body)
+            out.write(f"\n**{message['role']}**\n\n{fence}\n{body}\n{fence}\n")
+        if agent.error:
+            out.write(f"\n**error:** {agent.error}\n")
+    if state.board:
+        out.write("\n## Board\n\n| key | value | by |\n|---|---|---|\n")
+        for key, entry in state.board.items():
+            value = json.dumps(entry.value, ensure_ascii=False)
+            value = (value if len(value) <= 80 else value[:79] + "…").replace("|", r"\|")
+            out.write(f"| `{key}` | {value} | {entry.by} |\n")
+    return count
+
+
+def _intervention(event: ev.BaseEvent) -> str | None:
+    match event:
+        case ev.AgentPaused() | ev.AgentResumed() | ev.AgentStopped() | ev.AgentRestarted():
+            return f"{event.type.removeprefix('agent_')} by {event.by}"
+        case ev.AgentRedirected():
+            return f"redirected by {event.by}: {event.instruction}"
+        case ev.Retrying():
+            return f"retry {event.attempt}: {event.reason}"
+    return None

@@ -1,0 +1,269 @@
+"""One agent: an Ollama stream turned into events, with commands, retries and a stall watchdog.
+
+Each request runs in its own task (`_attempt`), because the only way to make Ollama stop
+generating is to close the HTTP response, and the only safe way to do that from outside the
+iterating coroutine is to cancel the task that iterates (REFERENCE.md B.4). Commands (pause,
+redirect, stop) cancel that task and are then applied by the runner loop itself, so every event
+of an agent is emitted from one place and in order.
+
+The conversation lives in the supervisor's `SessionState`, not here: the partial reply is the
+sum of the logged tokens, which is what makes pause, retry and crash-resume continue the reply
+instead of regenerating it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+import ollama
+import pydantic
+
+from cockpit.core import events as ev
+from cockpit.core.eventlog import LogError
+from cockpit.core.state import AgentState
+
+if TYPE_CHECKING:
+    from cockpit.core.supervisor import Supervisor
+
+MAX_BACKOFF = 30.0
+QUEUE_TIMEOUT_FACTOR = 10
+"""Before the first chunk we wait this many stall timeouts: Ollama serves one request per model
+at a time by default (OLLAMA_NUM_PARALLEL=1) and sends nothing while a request is queued."""
+
+
+class CommandError(Exception):
+    """A command that does not apply to the agent now; the message says why."""
+
+
+@dataclass
+class Command:
+    kind: Literal["pause", "resume", "redirect", "stop"]
+    instruction: str = ""
+    by: str = "person"
+    done: asyncio.Future[None] | None = None
+
+
+class StallError(Exception):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no new chunk for {seconds:g} s")
+        self.seconds = seconds
+
+
+class StreamEnded(Exception):
+    """The stream closed without a `done` chunk."""
+
+
+def classify(error: BaseException, host: str) -> tuple[bool, str]:
+    """(retryable, message) for an error from a request. Messages are for the user."""
+    if isinstance(error, ollama.ResponseError):
+        status = error.status_code
+        if status == -1:
+            return True, f"Ollama reported an error mid-stream: {error.error}"
+        if status in (429, 499) or status >= 500:
+            return True, f"Ollama answered {status}: {error.error}"
+        return False, f"Ollama answered {status}: {error.error}"
+    if isinstance(error, StallError):
+        return True, f"stalled: {error}"
+    if isinstance(error, httpx.ConnectError | ConnectionError | httpx.ConnectTimeout):
+        detail = str(error) or type(error).__name__
+        if "All connection attempts failed" in detail or "refused" in detail.lower():
+            detail = "connection refused"
+        return True, f"cannot reach Ollama at {host}: {detail}"
+    if isinstance(error, StreamEnded | httpx.TransportError):
+        detail = str(error) or type(error).__name__
+        return True, f"connection to {host} dropped mid-reply: {detail}"
+    if isinstance(error, pydantic.ValidationError | json.JSONDecodeError):
+        return True, f"unexpected response from {host}: {type(error).__name__}"
+    return False, f"{type(error).__name__}: {error}"
+
+
+class Runner:
+    """Drives one agent until it finishes, fails or is stopped."""
+
+    def __init__(self, supervisor: Supervisor, name: str, client: ollama.AsyncClient) -> None:
+        self.supervisor = supervisor
+        self.name = name
+        self.client = client
+        crew = supervisor.crew
+        self.config = crew.agent(name)
+        self.model = crew.model_for(self.config)
+        self.host = crew.host_for(self.config)
+        self.retries = crew.retries_for(self.config)
+        self.stall_timeout = crew.stall_timeout_for(self.config)
+        self.backoff = crew.retry_backoff
+        self._attempt_task: asyncio.Task[dict[str, Any]] | None = None
+        self._command: Command | None = None
+        self._wake: asyncio.Future[Command] | None = None
+
+    @property
+    def agent(self) -> AgentState:
+        return self.supervisor.state.agents[self.name]
+
+    def _emit(self, event_type: type[ev.BaseEvent], **fields: Any) -> ev.BaseEvent:
+        return self.supervisor.emit(event_type, self.name, **fields)
+
+    # -- commands (called by the supervisor, from other tasks) --------------------------------
+
+    async def command(self, command: Command) -> None:
+        """Hand a command to the runner loop and wait until its event is committed."""
+        command.done = asyncio.get_running_loop().create_future()
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(command)
+        elif command.kind in ("resume",):
+            raise CommandError(f"{self.name} is not paused")
+        elif self._attempt_task is not None and not self._attempt_task.done():
+            if self._command is not None:
+                raise CommandError(f"{self.name} is already handling a {self._command.kind}")
+            self._command = command
+            self._attempt_task.cancel()
+        else:
+            raise CommandError(f"{self.name} is {self.agent.status}")
+        await command.done
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Stream until the agent ends. The partial reply in the state is continued, if any."""
+        failures = 0
+        delay = 0.0
+        while True:
+            self._attempt_task = asyncio.create_task(
+                self._attempt(delay), name=f"cockpit {self.name} request"
+            )
+            delay = 0.0
+            try:
+                metrics = await self._attempt_task
+            except asyncio.CancelledError:
+                if self._command is None or _being_cancelled():
+                    self._attempt_task.cancel()
+                    raise
+                command, self._command = self._command, None
+                if not await self._apply(command):
+                    return
+                failures = 0
+                continue
+            except LogError:
+                raise  # the log itself is broken: the supervisor stops the session
+            except Exception as error:  # every failure becomes an event, never a traceback
+                retryable, message = classify(error, self.host)
+                if isinstance(error, StallError):
+                    self._emit(ev.Stalled, seconds=error.seconds)
+                if retryable and failures < self.retries:
+                    failures += 1
+                    delay = min(self.backoff * 2 ** (failures - 1), MAX_BACKOFF)
+                    self._emit(ev.Retrying, attempt=failures, reason=message, delay=delay)
+                    continue
+                if retryable and self.retries:
+                    message += f" (gave up after {self.retries} retries)"
+                self._emit(ev.AgentFailed, error=message)
+                await self.supervisor.commit()
+                return
+            finally:
+                self._attempt_task = None
+            await self._complete(metrics)
+            return
+
+    async def _apply(self, command: Command) -> bool:
+        """Apply an interrupting command. False when the agent has ended."""
+        if command.kind == "pause":
+            self._emit(ev.AgentPaused, by=command.by)
+            await self._acknowledge(command)
+            while command.kind == "pause":
+                self._wake = asyncio.get_running_loop().create_future()
+                try:
+                    command = await self._wake
+                finally:
+                    self._wake = None
+                if command.kind == "pause":
+                    await self._acknowledge(command, CommandError(f"{self.name} is already paused"))
+        if command.kind == "resume":
+            self._emit(ev.AgentResumed, by=command.by)
+        elif command.kind == "redirect":
+            self._emit(ev.AgentRedirected, instruction=command.instruction, by=command.by)
+        elif command.kind == "stop":
+            self._emit(ev.AgentStopped, by=command.by)
+        await self._acknowledge(command)
+        return command.kind != "stop"
+
+    async def _acknowledge(self, command: Command, error: Exception | None = None) -> None:
+        await self.supervisor.commit()
+        if command.done is not None and not command.done.done():
+            if error is None:
+                command.done.set_result(None)
+            else:
+                command.done.set_exception(error)
+
+    async def _complete(self, metrics: dict[str, Any]) -> None:
+        agent = self.agent
+        output = agent.partial
+        self._emit(ev.MessageCompleted, content=output, thinking=agent.partial_thinking, **metrics)
+        self._emit(ev.AgentFinished, output=output)
+        self.supervisor.emit(ev.StateSet, self.name, key=f"outputs.{self.name}", value=output,
+                             by=self.name)
+        await self.supervisor.commit()
+        if self._command is not None:  # a command raced with the last chunk: the agent won
+            command, self._command = self._command, None
+            await self._acknowledge(command, CommandError(f"{self.name} already finished"))
+
+    # -- one request ---------------------------------------------------------------------------
+
+    async def _attempt(self, delay: float) -> dict[str, Any]:
+        """Send the conversation (continuing any partial reply) and stream it into events.
+
+        Returns Ollama's final metrics. Raises on any failure; cancelled by commands.
+        """
+        if delay:
+            await asyncio.sleep(delay)
+        loop = asyncio.get_running_loop()
+        emit = self.supervisor.emit
+        name = self.name
+        token, thinking = ev.TokenStreamed, ev.ThinkingStreamed
+        stream = await self.client.chat(
+            self.model,
+            messages=self.agent.conversation(),
+            options=self.config.options or None,
+            stream=True,
+        )
+        received = False
+        try:
+            async with asyncio.timeout(self.stall_timeout * QUEUE_TIMEOUT_FACTOR) as watchdog:
+                reschedule: Callable[[float | None], None] = watchdog.reschedule
+                async for part in stream:
+                    received = True
+                    reschedule(loop.time() + self.stall_timeout)
+                    message = part.message
+                    if message.thinking:
+                        emit(thinking, name, text=message.thinking)
+                    if message.content:
+                        emit(token, name, text=message.content)
+                    if part.done:
+                        return {
+                            "done_reason": part.done_reason,
+                            "prompt_eval_count": part.prompt_eval_count,
+                            "eval_count": part.eval_count,
+                            "total_duration": part.total_duration,
+                            "load_duration": part.load_duration,
+                            "prompt_eval_duration": part.prompt_eval_duration,
+                            "eval_duration": part.eval_duration,
+                        }
+        except TimeoutError:
+            waited = self.stall_timeout * (1 if received else QUEUE_TIMEOUT_FACTOR)
+            raise StallError(waited) from None
+        finally:
+            aclose = getattr(stream, "aclose", None)  # an async generator (REFERENCE.md B.2)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()  # closes the response: Ollama stops generating
+        raise StreamEnded("the stream ended before Ollama said it was done")
+
+
+def _being_cancelled() -> bool:
+    """True if the current task itself is being cancelled (shutdown), not just its request."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
