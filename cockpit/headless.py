@@ -39,9 +39,12 @@ class HeadlessPrinter:
 
     async def run(self) -> None:
         """Print until the bus closes."""
+        quiet = (ev.TokenStreamed, ev.ThinkingStreamed)
         while batch := await self.subscription.batch():
             for event in batch:
                 self.state.apply(event)
+                if isinstance(event, quiet):  # the hot path: tokens never print
+                    continue
                 line = self.line_for(event)
                 if line:
                     self._print(event, line)

@@ -8,6 +8,7 @@ hands over everything that has queued up since its last read in one go.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 
 from cockpit.core.events import BaseEvent
@@ -16,30 +17,34 @@ Sink = Callable[[BaseEvent], None]
 
 
 class Subscription:
-    """A queue of events for one consumer. `None` marks the end of the stream."""
+    """A queue of events for one consumer, drained a batch at a time."""
 
     def __init__(self, bus: EventBus) -> None:
         self._bus = bus
-        self._queue: asyncio.Queue[BaseEvent | None] = asyncio.Queue()
+        self._items: deque[BaseEvent | None] = deque()  # None marks the end of the stream
+        self._ready = asyncio.Event()
         self.closed = False
 
     def put(self, event: BaseEvent | None) -> None:
-        self._queue.put_nowait(event)
+        self._items.append(event)
+        self._ready.set()
 
     async def batch(self) -> list[BaseEvent]:
         """Wait for at least one event, then take all that are queued. [] means the bus closed."""
-        if self.closed:
-            return []
-        items = [await self._queue.get()]
-        while not self._queue.empty():
-            items.append(self._queue.get_nowait())
+        while not self._items:
+            if self.closed:
+                return []
+            self._ready.clear()
+            await self._ready.wait()
+        items = list(self._items)
+        self._items.clear()
         if None in items:
             self.closed = True
             items = items[: items.index(None)]
-        return [item for item in items if item is not None]
+        return items  # type: ignore[return-value] # the None marker was cut off above
 
     def pending(self) -> int:
-        return self._queue.qsize()
+        return len(self._items)
 
     def close(self) -> None:
         """Stop receiving; any waiting `batch()` returns what was queued, then []."""

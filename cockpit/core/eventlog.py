@@ -17,8 +17,10 @@ import contextlib
 import json
 import os
 import sqlite3
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +89,7 @@ def default_db_path() -> Path:
 def encode(event: BaseEvent) -> tuple[str, str | None, int, float, str, str]:
     """One event as an `events` row (without id)."""
     if isinstance(event, TokenStreamed):  # the hot path: skip pydantic serialisation
-        data = json.dumps({"text": event.text}, ensure_ascii=False)
+        data = f'{{"text": {encode_basestring(event.text)}, "chunks": {event.chunks}}}'
     else:
         data = json.dumps(event.data(), ensure_ascii=False)
     return (event.session, event.agent, event.seq, event.ts, getattr(event, "type"), data)  # noqa: B009
@@ -108,7 +110,8 @@ class EventLog:
     def __init__(self, path: Path, connection: aiosqlite.Connection) -> None:
         self.path = path
         self._db = connection
-        self._queue: asyncio.Queue[BaseEvent | _Flush | None] = asyncio.Queue()
+        self._pending: deque[BaseEvent | _Flush | None] = deque()  # None: close after this
+        self._has_items = asyncio.Event()
         self._urgent = asyncio.Event()
         self._failure: LogError | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -176,7 +179,7 @@ class EventLog:
         """Commit what is queued, stop the writer and close the connection, whatever happens."""
         try:
             if self._writer is not None and not self._writer.done():
-                self._queue.put_nowait(None)
+                self._put(None)
                 self._urgent.set()
                 await asyncio.shield(self._writer)
         finally:
@@ -190,30 +193,36 @@ class EventLog:
         """Queue an event for the next batch. Raises LogError if the writer has failed."""
         if self._failure is not None:
             raise self._failure
-        self._queue.put_nowait(event)
-        if self._queue.qsize() >= FLUSH_EVENTS:
+        self._pending.append(event)
+        self._has_items.set()
+        if len(self._pending) >= FLUSH_EVENTS:
             self._urgent.set()
+
+    def _put(self, item: BaseEvent | _Flush | None) -> None:
+        self._pending.append(item)
+        self._has_items.set()
 
     async def flush(self) -> None:
         """Return once every event appended so far is committed."""
         if self._failure is not None:
             raise self._failure
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Flush(future))
+        self._put(_Flush(future))
         self._urgent.set()
         await future
 
     async def _write_loop(self) -> None:
         while True:
-            first = await self._queue.get()
-            if not self._urgent.is_set() and first is not None and not isinstance(first, _Flush):
+            while not self._pending:
+                self._has_items.clear()
+                await self._has_items.wait()
+            if not self._urgent.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(FLUSH_INTERVAL):
                         await self._urgent.wait()
             self._urgent.clear()
-            items = [first]
-            while not self._queue.empty():
-                items.append(self._queue.get_nowait())
+            items = list(self._pending)
+            self._pending.clear()
             rows = [encode(item) for item in items if isinstance(item, BaseEvent)]
             flushes = [item.future for item in items if isinstance(item, _Flush)]
             try:
@@ -235,8 +244,8 @@ class EventLog:
     def _drain_failed(self) -> None:
         """After a write failure, fail every waiting flush instead of hanging it."""
         assert self._failure is not None
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
+        while self._pending:
+            item = self._pending.popleft()
             if isinstance(item, _Flush) and not item.future.done():
                 item.future.set_exception(self._failure)
 

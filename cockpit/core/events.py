@@ -69,13 +69,17 @@ class AgentStarted(BaseEvent):
 
 
 class TokenStreamed(BaseEvent):
+    """Reply text. Chunks that arrive within one frame are merged; `chunks` says how many."""
+
     type: Literal["token"] = "token"
     text: str
+    chunks: int = 1
 
 
 class ThinkingStreamed(BaseEvent):
     type: Literal["thinking"] = "thinking"
     text: str
+    chunks: int = 1
 
 
 class MessageCompleted(BaseEvent):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,6 +31,9 @@ if TYPE_CHECKING:
     from cockpit.core.supervisor import Supervisor
 
 MAX_BACKOFF = 30.0
+TOKEN_WINDOW = 1 / 30
+"""Chunks that arrive within one UI frame of each other become one token event: the log, the
+bus and every view then cost per frame, not per token, when Ollama streams fast."""
 QUEUE_TIMEOUT_FACTOR = 10
 """Before the first chunk we wait this many stall timeouts: Ollama serves one request per model
 at a time by default (OLLAMA_NUM_PARALLEL=1) and sends nothing while a request is queued."""
@@ -220,47 +222,118 @@ class Runner:
         """
         if delay:
             await asyncio.sleep(delay)
-        loop = asyncio.get_running_loop()
-        emit = self.supervisor.emit
-        name = self.name
-        token, thinking = ev.TokenStreamed, ev.ThinkingStreamed
+        watchdog = _StallWatchdog(self.stall_timeout)
+        text = _Coalescer(self.supervisor, self.name)
         stream = await self.client.chat(
             self.model,
             messages=self.agent.conversation(),
             options=self.config.options or None,
             stream=True,
         )
-        received = False
         try:
-            async with asyncio.timeout(self.stall_timeout * QUEUE_TIMEOUT_FACTOR) as watchdog:
-                reschedule: Callable[[float | None], None] = watchdog.reschedule
-                async for part in stream:
-                    received = True
-                    reschedule(loop.time() + self.stall_timeout)
-                    message = part.message
-                    if message.thinking:
-                        emit(thinking, name, text=message.thinking)
-                    if message.content:
-                        emit(token, name, text=message.content)
-                    if part.done:
-                        return {
-                            "done_reason": part.done_reason,
-                            "prompt_eval_count": part.prompt_eval_count,
-                            "eval_count": part.eval_count,
-                            "total_duration": part.total_duration,
-                            "load_duration": part.load_duration,
-                            "prompt_eval_duration": part.prompt_eval_duration,
-                            "eval_duration": part.eval_duration,
-                        }
-        except TimeoutError:
-            waited = self.stall_timeout * (1 if received else QUEUE_TIMEOUT_FACTOR)
-            raise StallError(waited) from None
+            async for part in stream:
+                watchdog.chunk()
+                message = part.message
+                if message.thinking:
+                    text.add(ev.ThinkingStreamed, message.thinking)
+                if message.content:
+                    text.add(ev.TokenStreamed, message.content)
+                if part.done:
+                    text.flush()
+                    return {
+                        "done_reason": part.done_reason,
+                        "prompt_eval_count": part.prompt_eval_count,
+                        "eval_count": part.eval_count,
+                        "total_duration": part.total_duration,
+                        "load_duration": part.load_duration,
+                        "prompt_eval_duration": part.prompt_eval_duration,
+                        "eval_duration": part.eval_duration,
+                    }
+        except asyncio.CancelledError:
+            if watchdog.fired:
+                raise StallError(watchdog.fired) from None
+            raise
         finally:
+            text.flush()  # whatever arrived before a cut-off is part of the reply
+            watchdog.disarm()
             aclose = getattr(stream, "aclose", None)  # an async generator (REFERENCE.md B.2)
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()  # closes the response: Ollama stops generating
         raise StreamEnded("the stream ended before Ollama said it was done")
+
+
+class _Coalescer:
+    """Merges an agent's chunks into one token (or thinking) event per TOKEN_WINDOW.
+
+    The first chunk after a quiet spell is emitted at once, so a slow model shows no delay; a
+    timer emits what is left at the end of the window. Content and thinking never merge with
+    each other, so their order is kept.
+    """
+
+    def __init__(self, supervisor: Supervisor, agent: str) -> None:
+        self.emit_text = supervisor.emit_text
+        self.agent = agent
+        self.loop = asyncio.get_running_loop()
+        self.kind: type[ev.TokenStreamed] | type[ev.ThinkingStreamed] = ev.TokenStreamed
+        self.parts: list[str] = []
+        self.last_emit = -TOKEN_WINDOW
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, kind: type[ev.TokenStreamed] | type[ev.ThinkingStreamed], text: str) -> None:
+        if kind is not self.kind:
+            self.flush()
+            self.kind = kind
+        self.parts.append(text)
+        if self.loop.time() - self.last_emit >= TOKEN_WINDOW:
+            self.flush()
+        elif self.timer is None:
+            self.timer = self.loop.call_at(self.last_emit + TOKEN_WINDOW, self.flush)
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.parts:
+            parts, self.parts = self.parts, []
+            self.emit_text(self.kind, self.agent, "".join(parts), len(parts))
+            self.last_emit = self.loop.time()
+
+
+class _StallWatchdog:
+    """Cancels the current task when no chunk has arrived for `stall_timeout` seconds.
+
+    A chunk only records the time; the timer re-arms itself when it fires early. That keeps the
+    per-token cost to one float store instead of a timer reschedule per chunk.
+    """
+
+    def __init__(self, stall_timeout: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.stall_timeout = stall_timeout
+        self.received = False
+        self.last = self.loop.time()
+        self.fired: float = 0.0
+        """The silence, in seconds, that made the watchdog cancel the request (0: it did not)."""
+        self._handle = self.loop.call_at(self.last + stall_timeout * QUEUE_TIMEOUT_FACTOR,
+                                         self._check)
+
+    def chunk(self) -> None:
+        self.last = self.loop.time()
+        self.received = True
+
+    def _check(self) -> None:
+        limit = self.stall_timeout if self.received else self.stall_timeout * QUEUE_TIMEOUT_FACTOR
+        due = self.last + limit
+        if self.loop.time() < due:
+            self._handle = self.loop.call_at(due, self._check)
+            return
+        self.fired = limit
+        if self.task is not None:
+            self.task.cancel()
+
+    def disarm(self) -> None:
+        self._handle.cancel()
 
 
 def _being_cancelled() -> bool:

@@ -57,9 +57,9 @@ class AgentState:
     status: AgentStatus = AgentStatus.QUEUED
     messages: list[dict[str, Any]] = field(default_factory=list)
     """Completed conversation: system, user and finished assistant messages."""
-    partial: str = ""
-    """The assistant reply being streamed (kept across pause, retry and crash)."""
-    partial_thinking: str = ""
+    partial_parts: list[str] = field(default_factory=list, repr=False)
+    """Chunks of the reply being streamed; see `partial`."""
+    thinking_parts: list[str] = field(default_factory=list, repr=False)
     tokens: int = 0
     """Chunks streamed (content and thinking); Ollama sends one token per chunk."""
     started_at: float | None = None
@@ -76,6 +76,23 @@ class AgentState:
     eval_duration: int = 0
 
     @property
+    def partial(self) -> str:
+        """The assistant reply being streamed (kept across pause, retry and crash).
+
+        Stored as chunks and joined on demand: appending to a str attribute copies the whole
+        reply on every token, which turns long replies quadratic.
+        """
+        return _joined(self.partial_parts)
+
+    @property
+    def partial_thinking(self) -> str:
+        return _joined(self.thinking_parts)
+
+    def clear_partial(self) -> None:
+        self.partial_parts = []
+        self.thinking_parts = []
+
+    @property
     def tokens_per_second(self) -> float | None:
         """Ollama's eval rate when known, else chunks over the time since the first token."""
         if self.eval_duration > 0:
@@ -87,12 +104,18 @@ class AgentState:
 
     def conversation(self) -> list[dict[str, Any]]:
         """What to send Ollama next: the messages, plus the partial reply to continue."""
-        if not self.partial and not self.partial_thinking:
+        if not self.partial_parts and not self.thinking_parts:
             return list(self.messages)
         partial: dict[str, Any] = {"role": "assistant", "content": self.partial}
         if self.partial_thinking:
             partial["thinking"] = self.partial_thinking
         return [*self.messages, partial]
+
+
+def _joined(parts: list[str]) -> str:
+    if len(parts) > 1:
+        parts[:] = ["".join(parts)]
+    return parts[0] if parts else ""
 
 
 @dataclass
@@ -181,7 +204,7 @@ def _agent_started(state: SessionState, event: ev.AgentStarted) -> None:
     agent = state.agent(event)
     agent.model, agent.host = event.model, event.host
     agent.messages = [dict(message) for message in event.messages]
-    agent.partial = agent.partial_thinking = ""
+    agent.clear_partial()
     agent.output = agent.error = agent.ended_at = None
     agent.started_at = event.ts
     agent.status = AgentStatus.QUEUED
@@ -189,8 +212,8 @@ def _agent_started(state: SessionState, event: ev.AgentStarted) -> None:
 
 def _token(state: SessionState, event: ev.TokenStreamed) -> None:
     agent = state.agent(event)
-    agent.partial += event.text
-    agent.tokens += 1
+    agent.partial_parts.append(event.text)
+    agent.tokens += event.chunks
     if agent.first_token_at is None:
         agent.first_token_at = event.ts
     agent.status = AgentStatus.STREAMING
@@ -198,8 +221,8 @@ def _token(state: SessionState, event: ev.TokenStreamed) -> None:
 
 def _thinking(state: SessionState, event: ev.ThinkingStreamed) -> None:
     agent = state.agent(event)
-    agent.partial_thinking += event.text
-    agent.tokens += 1
+    agent.thinking_parts.append(event.text)
+    agent.tokens += event.chunks
     if agent.first_token_at is None:
         agent.first_token_at = event.ts
     agent.status = AgentStatus.THINKING
@@ -211,7 +234,7 @@ def _message_completed(state: SessionState, event: ev.MessageCompleted) -> None:
     if event.thinking:
         message["thinking"] = event.thinking
     agent.messages.append(message)
-    agent.partial = agent.partial_thinking = ""
+    agent.clear_partial()
     agent.metrics = {
         name: getattr(event, name)
         for name in ("prompt_eval_count", "eval_count", "total_duration", "load_duration",
@@ -233,9 +256,9 @@ def _status(status: AgentStatus, *, intervention: bool = False) -> Callable[...,
 
 def _redirected(state: SessionState, event: ev.AgentRedirected) -> None:
     agent = state.agent(event)
-    if agent.partial or agent.partial_thinking:
+    if agent.partial_parts or agent.thinking_parts:
         agent.messages = agent.conversation()
-        agent.partial = agent.partial_thinking = ""
+        agent.clear_partial()
     agent.messages.append({"role": "user", "content": event.instruction})
     agent.status = AgentStatus.QUEUED
     agent.interventions += 1

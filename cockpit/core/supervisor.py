@@ -83,6 +83,15 @@ class Supervisor:
             self._changed.set()
         return event
 
+    def emit_text(self, event_type: type[ev.TokenStreamed] | type[ev.ThinkingStreamed],
+                  agent: str, text: str, chunks: int = 1) -> None:
+        """`emit` for streamed text, the hot path: no terminal-event bookkeeping."""
+        self._seq += 1
+        event = event_type(session=self.session, agent=agent, seq=self._seq, ts=time.time(),
+                           text=text, chunks=chunks)
+        self.state.apply(event)
+        self.bus.publish(event)
+
     async def commit(self) -> None:
         """Wait until every event emitted so far is on disk."""
         await self.log.flush()

@@ -1,0 +1,101 @@
+"""Shared fixtures: a real SQLite log in tmp_path, the fake Ollama server on loopback, and a
+helper to run a supervisor. Nothing inside cockpit is mocked; the seams are HTTP and files."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cockpit.core.bus import EventBus
+from cockpit.core.config import CrewConfig, parse_crew
+from cockpit.core.eventlog import EventLog
+from cockpit.core.events import BaseEvent
+from cockpit.core.supervisor import Supervisor
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Wait for a condition without a fixed sleep; fail naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        await asyncio.sleep(0.002)
+
+
+def make_crew(host: str, agents: list[dict[str, Any]], **crew: Any) -> CrewConfig:
+    """A validated crew from Python values (through the same parser as crew files)."""
+    import json
+
+    def toml_value(value: Any) -> str:
+        if isinstance(value, dict):
+            return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, list):
+            return "[" + ", ".join(toml_value(v) for v in value) + "]"
+        return json.dumps(value)
+
+    crew.setdefault("name", "test-crew")
+    crew.setdefault("model", "m1")
+    crew.setdefault("retry_backoff", 0.01)
+    state = crew.pop("state", {})
+    lines = [f"{k} = {toml_value(v)}" for k, v in crew.items()]
+    lines.append(f"host = {toml_value(host)}")
+    if state:
+        lines.append("[state]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in state.items()]
+    for agent in agents:
+        lines.append("[[agents]]")
+        agent = {"task": "Say hello.", **agent}
+        lines += [f"{k} = {toml_value(v)}" for k, v in agent.items()]
+    return parse_crew("\n".join(lines) + "\n", "test.toml")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "cockpit.db"
+
+
+class Session:
+    """A running supervisor plus everything it published, for assertions."""
+
+    def __init__(self, supervisor: Supervisor, log: EventLog, seen: list[BaseEvent]) -> None:
+        self.supervisor = supervisor
+        self.log = log
+        self.seen = seen
+
+    @property
+    def state(self) -> Any:
+        return self.supervisor.state
+
+    def types(self, agent: str | None = None) -> list[str]:
+        return [e.type for e in self.seen if agent is None or e.agent == agent]  # type: ignore[attr-defined]
+
+    async def logged(self) -> list[BaseEvent]:
+        await self.log.flush()
+        return [e async for e in self.log.iter_events(self.supervisor.session)]
+
+    async def wait_status(self, agent: str, status: str, timeout: float = 10.0) -> None:
+        await wait_until(lambda: self.state.agents[agent].status == status, timeout,
+                         f"{agent} to be {status} (it is {self.state.agents[agent].status})")
+
+
+@contextlib.asynccontextmanager
+async def running(crew: CrewConfig, db: Path) -> AsyncIterator[Session]:
+    """Start a session on `crew`, yield it, and always shut it down and close the log."""
+    async with EventLog.open(db) as log:
+        bus = EventBus()
+        seen: list[BaseEvent] = []
+        bus.add_sink(seen.append)
+        supervisor = Supervisor(crew, log, bus)
+        await supervisor.start()
+        try:
+            yield Session(supervisor, log, seen)
+        finally:
+            await supervisor.shutdown()

@@ -1,0 +1,162 @@
+"""Crew-file validation: every mistake is caught before anything runs, with file, line, field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cockpit.cli import main
+from cockpit.core.config import ConfigError, load_crew, parse_crew, render_template
+
+GOOD = """\
+name = "release-notes"
+host = "http://127.0.0.1:11434"
+model = "llama3.2"
+retries = 2
+stall_timeout = 30
+
+[state]
+topic = "the 2.0 release"
+
+[state.release]
+date = "2026-12-01"
+
+[[agents]]
+name = "planner"
+system = "You plan."
+task = "Plan notes about {{topic}} due {{ release.date }}."
+options = { temperature = 0.2, seed = 7, num_predict = 400 }
+
+[[agents]]
+name = "writer"
+model = "qwen2.5:7b"
+host = "10.0.0.5"
+after = ["planner"]
+retries = 0
+task = "Write from this plan: {{outputs.planner}}"
+"""
+
+
+def problems(text: str) -> list[tuple[int | None, str, str]]:
+    with pytest.raises(ConfigError) as caught:
+        parse_crew(text, "crew.toml")
+    return caught.value.problems
+
+
+def test_a_good_crew_loads_with_defaults_and_overrides() -> None:
+    crew = parse_crew(GOOD, "crew.toml")
+    planner, writer = crew.agents
+    assert crew.model_for(planner) == "llama3.2" and crew.model_for(writer) == "qwen2.5:7b"
+    assert crew.host_for(planner) == "http://127.0.0.1:11434"
+    assert crew.host_for(writer) == "http://10.0.0.5:11434"  # ollama-python's host rules
+    assert crew.retries_for(planner) == 2 and crew.retries_for(writer) == 0
+    assert crew.stall_timeout_for(writer) == 30
+    assert crew.state == {"topic": "the 2.0 release", "release.date": "2026-12-01"}
+    assert planner.options == {"temperature": 0.2, "seed": 7, "num_predict": 400}
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ("0.0.0.0:12345", "http://0.0.0.0:12345"),
+    (":5555", "http://127.0.0.1:5555"),
+    ("https://ollama.example", "https://ollama.example:443"),
+    ("", "http://127.0.0.1:11434"),
+])
+def test_ollama_host_sets_the_default_host(monkeypatch: pytest.MonkeyPatch, env: str,
+                                           expected: str) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", env)
+    crew = parse_crew(GOOD.replace('host = "http://127.0.0.1:11434"\n', ""))
+    assert crew.host == expected
+
+
+@pytest.mark.parametrize(("change", "line", "field", "message"), [
+    (('retries = 2', 'retrys = 2'), 4, "retrys", "unknown key 'retrys'"),
+    (('system = "You plan."', 'sytem = "You plan."'), 15, "agents[0] (planner).sytem",
+     "unknown key"),
+    (('after = ["planner"]', 'after = ["planer"]'), 23, "agents[1] (writer).after",
+     "no agent named 'planer'"),
+    (("{{outputs.planner}}", "{{outputs.nobody}}"), 25, "agents[1] (writer).task",
+     "{{outputs.nobody}}: no such key"),
+    (("{{topic}}", "{{topik}}"), 16, "agents[0] (planner).task", "{{topik}}: no such key"),
+    (("temperature = 0.2", "temprature = 0.2"), 17, "agents[0] (planner).options",
+     "unknown Ollama option 'temprature'"),
+    (("seed = 7", 'seed = "7"'), 17, "agents[0] (planner).options", "option 'seed' must be int"),
+    (('name = "writer"', 'name = "Writer!"'), 20, "agents[1] (Writer!).name",
+     "may only use a-z"),
+    (("stall_timeout = 30", "stall_timeout = -1"), 5, "stall_timeout", "greater than 0"),
+])
+def test_each_mistake_names_line_and_field(change: tuple[str, str], line: int, field: str,
+                                           message: str) -> None:
+    found = problems(GOOD.replace(*change, 1))
+    assert len(found) == 1, found
+    got_line, got_field, got_message = found[0]
+    assert (got_line, got_field) == (line, field)
+    assert message in got_message
+
+
+def test_duplicate_names_point_at_the_second_agent() -> None:
+    text = GOOD + '\n[[agents]]\nname = "planner"\ntask = "again"\n'
+    assert problems(text) == [(28, "agents[2] (planner).name", "duplicate agent name 'planner'")]
+
+
+def test_an_output_that_is_not_an_ancestor_is_refused_with_a_hint() -> None:
+    text = GOOD.replace('after = ["planner"]\n', "")
+    [(line, field, message)] = problems(text)
+    assert (line, field) == (24, "agents[1] (writer).task")
+    assert "add 'planner' to `after`" in message
+
+
+def test_dependency_cycles_are_reported_as_a_path() -> None:
+    text = GOOD + '\n[[agents]]\nname = "editor"\nafter = ["writer"]\ntask = "x"\n'
+    text = text.replace('name = "planner"\n', 'name = "planner"\nafter = ["editor"]\n')
+    [(line, field, message)] = problems(text)
+    assert field == "agents[0] (planner).after" and line == 15
+    assert "planner -> editor -> writer -> planner" in message
+
+
+def test_a_missing_model_is_an_error() -> None:
+    [(line, field, message)] = problems(GOOD.replace('model = "llama3.2"\n', ""))
+    assert field == "agents[0] (planner).model" and "no model" in message and line == 12
+
+
+def test_toml_syntax_errors_carry_the_parsers_line() -> None:
+    [(line, field, message)] = problems(GOOD.replace('retries = 2', 'retries = = 2'))
+    assert line == 4 and field == "" and message.startswith("invalid TOML")
+
+
+def test_missing_required_fields() -> None:
+    found = problems('name = "x"\nmodel = "m"\n[[agents]]\nname = "a"\n')
+    assert found == [(3, "agents[0] (a).task", "is required")]
+    found = problems('model = "m"\n[[agents]]\nname = "a"\ntask = "t"\n')
+    assert found == [(None, "name", "is required")]
+
+
+def test_error_message_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "crew.toml"
+    path.write_text(GOOD.replace("retries = 2", "retrys = 2"))
+    with pytest.raises(ConfigError) as caught:
+        load_crew(path)
+    assert str(caught.value) == f"{path}:4: retrys: unknown key 'retrys' (check the spelling)"
+
+
+def test_cockpit_check_exits_2_on_errors_and_0_on_a_good_crew(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD.replace('after = ["planner"]', 'after = ["ghost"]'))
+    assert main(["check", str(bad)]) == 2
+    assert f"{bad}:23: agents[1] (writer).after: no agent named 'ghost'" in capsys.readouterr().err
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    assert main(["check", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "crew 'release-notes' is valid: 2 agents" in out
+    assert "writer" in out and "after planner" in out
+    assert main(["check", str(tmp_path / "missing.toml")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_render_template_never_substitutes_an_empty_string() -> None:
+    assert render_template("a {{x}} {{ y }}", {"x": "1", "y": [2]}) == "a 1 [2]"
+    with pytest.raises(KeyError):
+        render_template("{{missing}}", {})
