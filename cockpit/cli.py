@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true",
                      help="no TUI: progress lines on stderr, exit when every agent has ended")
     run.add_argument("--theme", metavar="NAME", help="TUI theme")
-    run.add_argument("--watch", action="store_true", help="TUI: reload themes as they change")
+    run.add_argument("--watch", action=argparse.BooleanOptionalAction, default=True,
+                     help="TUI: re-apply theme files as they are edited (default: on)")
     _add_db(run)
 
     check = commands.add_parser("check", help="validate a crew file and summarise it")
@@ -117,9 +118,27 @@ def summarise_crew(crew: CrewConfig, path: Path) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     crew = load_crew(args.crew)
-    if not args.headless:
-        raise UsageError("the TUI is not available in this build yet; add --headless")
-    return run_async(run_headless(crew, args.crew, db_path(args)))
+    if args.headless:
+        return run_async(run_headless(crew, args.crew, db_path(args)))
+    return run_tui(crew, args.crew, db_path(args), theme=args.theme, watch=args.watch)
+
+
+def run_tui(crew: CrewConfig, crew_path: Path, db: Path, *, theme: str | None,
+            watch: bool) -> int:
+    """Open the cockpit. The app owns the session: it opens the log and closes it on exit."""
+    if not sys.__stderr__ or not sys.__stderr__.isatty():  # Textual draws on stderr
+        raise UsageError("the TUI needs a terminal; use --headless for pipes and scripts")
+    from cockpit.ui.app import make_app
+    from cockpit.ui.themes import ThemeError
+
+    try:
+        app = make_app(crew, db, crew_path=crew_path.resolve(), theme=theme, watch_themes=watch)
+    except ThemeError as error:
+        raise UsageError(str(error)) from None
+    code = app.run()
+    if app.return_code == 2:
+        return EXIT_USAGE
+    return code if code is not None else EXIT_INTERRUPTED
 
 
 def run_async(main: Awaitable[int]) -> int:

@@ -34,7 +34,8 @@ def make_crew(host: str, agents: list[dict[str, Any]], **crew: Any) -> CrewConfi
 
     def toml_value(value: Any) -> str:
         if isinstance(value, dict):
-            return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+            return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}"
+                                    for k, v in value.items()) + " }"
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, list):

@@ -36,6 +36,12 @@ class Subscription:
                 return []
             self._ready.clear()
             await self._ready.wait()
+        return self.take()
+
+    def take(self) -> list[BaseEvent]:
+        """Whatever is queued now, without waiting."""
+        if not self._items:
+            return []
         items = list(self._items)
         self._items.clear()
         if None in items:

@@ -313,6 +313,16 @@ class EventLog:
         ) as cursor:
             return [event_from_row(*row) for row in await cursor.fetchall()]
 
+    async def events_before(self, session: str, before_id: int | None = None,
+                            limit: int = 500) -> list[BaseEvent]:
+        """The page of events just before `before_id` (the newest if None), in log order."""
+        async with self._db.execute(
+            f"{SELECT_EVENTS} WHERE session = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (session, before_id if before_id is not None else 2**62, limit),
+        ) as cursor:
+            rows = list(await cursor.fetchall())
+        return [event_from_row(*row) for row in reversed(rows)]
+
     async def iter_events(self, session: str, page: int = 2000) -> AsyncIterator[BaseEvent]:
         """All of a session's events, read page by page so memory stays flat."""
         after = 0

@@ -12,7 +12,7 @@ import asyncio
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,6 +50,7 @@ class Supervisor:
         crew_path: Path | str | None = None,
         session: str | None = None,
         hosts: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.crew = crew
         self.log = log
@@ -59,6 +60,8 @@ class Supervisor:
         self.session = session or new_session_id()
         self.state = SessionState()
         self._hosts = dict(hosts or {})
+        self._clock = clock
+        """Event timestamps; tests and screenshots freeze it."""
         self._seq = 0
         self._clients: dict[str, ollama.AsyncClient] = {}
         self._runners: dict[str, Runner] = {}
@@ -74,7 +77,7 @@ class Supervisor:
     def emit(self, event_type: type[E], agent: str | None, **fields: Any) -> E:
         """Stamp, fold and publish one event. Synchronous, so order is emission order."""
         self._seq += 1
-        event = event_type(session=self.session, agent=agent, seq=self._seq, ts=time.time(),
+        event = event_type(session=self.session, agent=agent, seq=self._seq, ts=self._clock(),
                            **fields)
         self.state.apply(event)
         self.bus.publish(event)
@@ -87,7 +90,7 @@ class Supervisor:
                   agent: str, text: str, chunks: int = 1) -> None:
         """`emit` for streamed text, the hot path: no terminal-event bookkeeping."""
         self._seq += 1
-        event = event_type(session=self.session, agent=agent, seq=self._seq, ts=time.time(),
+        event = event_type(session=self.session, agent=agent, seq=self._seq, ts=self._clock(),
                            text=text, chunks=chunks)
         self.state.apply(event)
         self.bus.publish(event)

@@ -1,0 +1,1 @@
+"""The Textual cockpit. Only this package imports textual."""

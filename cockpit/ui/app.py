@@ -1,0 +1,267 @@
+"""The cockpit app: the composition root of the TUI.
+
+The app owns the session's lifetime: on mount it opens the event log and starts the supervisor,
+and on unmount it stops the agents where they are (the session stays resumable) and closes the
+log. The UI's picture of the session is its own fold of the bus (`view`), fed only by the
+bridge, so the TUI shows exactly what the log records, live or replayed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.signal import Signal
+from textual.theme import BUILTIN_THEMES
+
+from cockpit.core import events as ev
+from cockpit.core.bus import EventBus
+from cockpit.core.config import CrewConfig
+from cockpit.core.eventlog import EventLog, LogError
+from cockpit.core.state import AgentStatus, SessionState
+from cockpit.core.supervisor import Supervisor
+from cockpit.ui.bridge import Bridge
+from cockpit.ui.screens.cockpit import CockpitScreen
+from cockpit.ui.themes import ThemeError, load_theme, load_themes, theme_dirs, watch_themes
+
+DEFAULT_THEME = "cockpit-dark"
+
+
+class CockpitApp(App[int]):
+    """Runs one crew as a session and shows it."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "cockpit"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("q", "quit_cockpit", "Quit", id="cockpit.quit",
+                tooltip="Quit; running agents are cut off and the session stays resumable"),
+        Binding("question_mark", "help", "Keys", id="cockpit.help", tooltip="Show every key"),
+    ]
+
+    def __init__(
+        self,
+        crew: CrewConfig,
+        db: Path,
+        *,
+        crew_path: Path | None = None,
+        theme: str | None = None,
+        hosts: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+        watch_themes: bool = True,
+        theme_directories: list[Path] | None = None,
+    ) -> None:
+        super().__init__()
+        self.crew = crew
+        self.db = db
+        self.crew_path = crew_path
+        self.clock = clock
+        self.hosts = dict(hosts or {})
+        self.view = SessionState()
+        """The session as the UI has seen it: a fold of every event the bridge delivered."""
+        self.events_applied: Signal[list[ev.BaseEvent]] = Signal(self, "events-applied")
+        """Published once per frame with the frame's events (inspector, event log view)."""
+        self.supervisor: Supervisor | None = None
+        self.log_store: EventLog | None = None
+        self.bridge: Bridge | None = None
+        self.cockpit: CockpitScreen
+        self._stack = contextlib.AsyncExitStack()
+        self._theme_directories = theme_directories or theme_dirs()
+        self._watch_themes = watch_themes
+        self._requested_theme = theme
+        self._load_themes()
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    def _load_themes(self) -> None:
+        themes, self.theme_errors = load_themes(self._theme_directories)
+        for theme in themes.values():
+            self.register_theme(theme)
+        name = self._requested_theme or DEFAULT_THEME
+        if name in self.available_themes:
+            self.theme = name
+        else:
+            choices = ", ".join(sorted(set(themes) | set(BUILTIN_THEMES)))
+            raise ThemeError(f"no theme named {name!r}; choose one of: {choices}")
+
+    def get_default_screen(self) -> Screen[Any]:
+        self.cockpit = CockpitScreen(self.crew)
+        return self.cockpit
+
+    async def on_mount(self) -> None:
+        try:
+            log = await self._stack.enter_async_context(EventLog.open(self.db))
+        except LogError as error:
+            self.exit(2, return_code=2, message=f"cockpit: {error}")
+            return
+        self.log_store = log
+        bus = EventBus()
+        self.bridge = Bridge(bus.subscribe(), self.apply_events)
+        self.supervisor = Supervisor(self.crew, log, bus, crew_path=self.crew_path,
+                                     hosts=self.hosts, clock=self.clock)
+        self.run_worker(self.bridge.run(), group="bridge", exclusive=True,
+                        description="event bus -> UI, one batch per frame", exit_on_error=True)
+        self.run_worker(self._run_session(), group="session", exclusive=True,
+                        description="the supervisor's session", exit_on_error=False)
+        if self._watch_themes:
+            self.run_worker(watch_themes(self._theme_directories, self.reload_theme),
+                            group="themes", exclusive=True, description="theme hot reload",
+                            exit_on_error=False)
+        for problem in self.theme_errors:
+            self.notify(problem, title="Theme not loaded", severity="warning", markup=False)
+
+    async def _run_session(self) -> None:
+        assert self.supervisor is not None
+        await self.supervisor.start()
+        await self.supervisor.wait()
+
+    async def on_unmount(self) -> None:
+        """Cut running agents off where they are, log it, and close the log."""
+        self.cockpit.ready = False  # the panes are going away; the view still folds
+        try:
+            if self.supervisor is not None:
+                await self.supervisor.shutdown()
+        finally:
+            await self._stack.aclose()
+
+    # -- events in -----------------------------------------------------------------------------
+
+    def apply_events(self, events: list[ev.BaseEvent]) -> None:
+        """Fold a frame's events into the view and update the screen once (the bridge calls it)."""
+        segments: dict[str, list[tuple[str, str]]] = {}
+        restarted: set[str] = set()
+        ended: list[ev.BaseEvent] = []
+        view = self.view
+        for event in events:
+            view.apply(event)
+            agent = event.agent
+            if agent is None:
+                continue
+            parts = segments.setdefault(agent, [])
+            if isinstance(event, ev.TokenStreamed):
+                parts.append(("text", event.text))
+            elif isinstance(event, ev.ThinkingStreamed):
+                parts.append(("thinking", event.text))
+            elif isinstance(event, ev.AgentStarted):
+                restarted.add(agent)
+                parts.clear()
+            elif isinstance(event, ev.AgentFinished | ev.AgentFailed):
+                ended.append(event)
+            if (marker := pane_marker(event)) is not None:
+                parts.append(("mark", marker))
+        with self.batch_update():
+            if self.cockpit.ready:
+                self.cockpit.show_events(segments, restarted, ended)
+            self.update_title()
+            self.events_applied.publish(events)
+
+    def update_title(self) -> None:
+        counts: dict[AgentStatus, int] = {}
+        for agent in self.view.agents.values():
+            counts[agent.status] = counts.get(agent.status, 0) + 1
+        running = sum(counts.get(s, 0) for s in (AgentStatus.STREAMING, AgentStatus.THINKING,
+                                                   AgentStatus.QUEUED, AgentStatus.RETRYING,
+                                                   AgentStatus.STALLED))
+        parts = [f"{running} streaming", f"{counts.get(AgentStatus.FINISHED, 0)} finished",
+                 f"{counts.get(AgentStatus.FAILED, 0)} failed"]
+        for status in (AgentStatus.PAUSED, AgentStatus.STOPPED, AgentStatus.WAITING):
+            if counts.get(status):
+                parts.append(f"{counts[status]} {status}")
+        self.title = f"cockpit · {self.crew.name}"
+        self.sub_title = " · ".join(parts)
+
+    # -- themes --------------------------------------------------------------------------------
+
+    async def reload_theme(self, path: Path) -> None:
+        """Re-apply an edited theme; keep the old one if the new file is broken."""
+        try:
+            theme = load_theme(path)
+        except ThemeError as error:
+            self.notify(str(error), title="Theme not reloaded", severity="error", markup=False)
+            return
+        self.register_theme(theme)
+        if theme.name == self.theme:
+            self.mutate_reactive(App.theme)  # same name: the reactive alone would not fire
+            self.notify(f"theme {theme.name} reloaded", markup=False)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def agents_running(self) -> list[str]:
+        return [name for name, agent in self.view.agents.items() if not agent.status.ended]
+
+    async def action_quit_cockpit(self) -> None:
+        from cockpit.ui.screens.modals import ConfirmModal
+
+        running = self.agents_running()
+        if not running:
+            self.exit(self.exit_code())
+            return
+        question = (f"{len(running)} agent(s) still running: {', '.join(running)}.\n"
+                    "Quit? They are cut off where they are; the log keeps everything and the "
+                    "session stays resumable.")
+
+        def decided(quit_now: bool | None) -> None:
+            if quit_now:
+                self.exit(self.exit_code())
+
+        self.push_screen(ConfirmModal(question, yes="Quit"), decided)
+
+    def action_help(self) -> None:
+        from cockpit.ui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def exit_code(self) -> int:
+        """The contract's exit codes, from what the UI saw."""
+        statuses = [agent.status for agent in self.view.agents.values()]
+        if statuses and all(status is AgentStatus.FINISHED for status in statuses):
+            return 0
+        if any(status in (AgentStatus.FAILED, AgentStatus.STOPPED) for status in statuses):
+            return 1
+        return 130  # quit while agents ran: interrupted, resumable
+
+    async def command(self, call: Callable[[], Any], done: str) -> None:
+        """Run a supervisor command; tell the user what happened, never raise into the UI."""
+        from cockpit.core.runner import CommandError
+
+        try:
+            await call()
+        except CommandError as error:
+            self.notify(str(error), severity="warning", markup=False)
+        except LogError as error:
+            self.notify(str(error), title="Event log failed", severity="error", markup=False)
+        else:
+            self.notify(done, markup=False, timeout=2)
+
+
+def pane_marker(event: ev.BaseEvent) -> str | None:
+    """The line a pane shows between replies for an intervention, retry or stall."""
+    match event:
+        case ev.AgentPaused():
+            return f"paused by {event.by}"
+        case ev.AgentResumed():
+            return f"resumed by {event.by}"
+        case ev.AgentRedirected():
+            return f"redirected by {event.by}: {event.instruction}"
+        case ev.AgentStopped():
+            return f"stopped by {event.by}"
+        case ev.Retrying():
+            return f"retry {event.attempt} in {event.delay:.1f} s: {event.reason}"
+        case ev.Stalled():
+            return f"stalled: no chunk for {event.seconds:g} s"
+    return None
+
+
+def make_app(crew: CrewConfig, db: Path, **options: Any) -> CockpitApp:
+    """The single way to build the app, for the CLI, the tests and the screenshots."""
+    app = CockpitApp(crew, db, **options)
+    if crew.keymap:
+        app.set_keymap(dict(crew.keymap))
+    return app

@@ -1,0 +1,301 @@
+"""The main screen: the grid of agent panes and every intervention key.
+
+A key runs an action here, which calls the supervisor and returns. The panes change only when
+the resulting event comes back through the bridge, so what the screen shows is always what the
+log holds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Header
+
+from cockpit.core import events as ev
+from cockpit.core.config import CrewConfig
+from cockpit.core.state import RUNNING, AgentState, AgentStatus
+from cockpit.core.text import one_line
+from cockpit.ui.widgets.agent_grid import AgentGrid
+from cockpit.ui.widgets.agent_pane import AgentPane
+
+if TYPE_CHECKING:
+    from cockpit.ui.app import CockpitApp
+
+FLASH_SECONDS = 1.5
+
+PAUSABLE = RUNNING | {AgentStatus.PAUSED}
+STOPPABLE = RUNNING | {AgentStatus.PAUSED, AgentStatus.WAITING}
+RESTARTABLE = frozenset({AgentStatus.FAILED, AgentStatus.STOPPED})
+
+
+class CockpitScreen(Screen[None]):
+    """All agents at once."""
+
+    CSS_PATH = "cockpit.tcss"
+    BINDINGS = [
+        Binding("p", "pause", "Pause/resume", id="cockpit.pause",
+                tooltip="Pause the focused agent (its stream is closed) or resume it"),
+        Binding("P", "pause_all", "Pause all", id="cockpit.pause_all",
+                tooltip="Pause every running agent, or resume them all"),
+        Binding("r", "redirect", "Redirect", id="cockpit.redirect",
+                tooltip="Cut the reply off and give the agent a new instruction"),
+        Binding("x", "stop", "Stop", id="cockpit.stop", tooltip="Stop the focused agent (asks)"),
+        Binding("R", "restart", "Restart", id="cockpit.restart",
+                tooltip="Start a failed or stopped agent again"),
+        Binding("s", "inspector", "State", id="cockpit.inspector",
+                tooltip="The shared board, the conversation and the hosts"),
+        Binding("l", "event_log", "Events", id="cockpit.events", tooltip="Live event log"),
+        Binding("z", "zoom", "Zoom", id="cockpit.zoom", tooltip="Focused pane full screen"),
+        Binding("t", "thinking", "Thinking", id="cockpit.thinking", show=False,
+                tooltip="Show or hide the focused agent's thinking"),
+        Binding("end", "follow", "Follow", id="cockpit.follow", show=False,
+                tooltip="Scroll to the end and follow new text"),
+        Binding("right_square_bracket", "page(1)", "Next page", id="cockpit.next_page",
+                show=False, tooltip="Next page of panes"),
+        Binding("left_square_bracket", "page(-1)", "Previous page", id="cockpit.previous_page",
+                show=False, tooltip="Previous page of panes"),
+        Binding("tab", "app.focus_next", "Next", id="cockpit.focus_next", show=False),
+        Binding("shift+tab", "app.focus_previous", "Previous", id="cockpit.focus_previous",
+                show=False),
+        *[Binding(str(n), f"focus_pane({n})", f"Focus {n}", id=f"cockpit.focus_{n}", show=False)
+          for n in range(1, 10)],
+    ]
+
+    app: CockpitApp
+
+    def __init__(self, crew: CrewConfig) -> None:
+        super().__init__()
+        self.crew = crew
+        self.panes: dict[str, AgentPane] = {}
+        self.ready = False
+        """True once the panes exist; until then events only fold into the app's view."""
+        self.selected: str | None = crew.agents[0].name
+        """The agent keys act on. Set at once by `1`-`9` (focus itself is applied later, so a
+        fast `2 r` must not redirect the previous agent) and kept in step with focus."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        view = self.app.view
+        panes = []
+        for number, agent in enumerate(self.crew.agents, start=1):
+            state = view.agents.get(agent.name) or AgentState(
+                name=agent.name, model=self.crew.model_for(agent),
+                host=self.crew.host_for(agent), after=list(agent.after),
+                status=AgentStatus.WAITING if agent.after else AgentStatus.QUEUED)
+            pane = AgentPane(state, number)
+            self.panes[agent.name] = pane
+            panes.append((pane, state))
+        yield AgentGrid([pane for pane, _ in panes])
+        yield Footer()
+        self._initial = panes
+
+    def on_mount(self) -> None:
+        now = self.app.clock()
+        for pane, state in self._initial:
+            agent = self.app.view.agents.get(pane.agent_name, state)
+            pane.append(agent.output if agent.output is not None else agent.partial)
+            pane.show_state(agent, now)
+        self.ready = True
+        first = next(iter(self.panes.values()))
+        first.focus()
+        self.set_interval(1.0, self._tick)
+
+    # -- from the bridge -----------------------------------------------------------------------
+
+    def show_events(self, segments: dict[str, list[tuple[str, str]]], restarted: set[str],
+                    ended: list[ev.BaseEvent]) -> None:
+        """Apply one frame: each agent's new text in order, fresh headers, attention."""
+        now = self.app.clock()
+        agents = self.app.view.agents
+        for name, parts in segments.items():
+            pane = self.panes.get(name)
+            if pane is None or name not in agents:
+                continue
+            if name in restarted:
+                pane.restart()
+            pane.write_segments(parts)
+            pane.show_state(agents[name], now)
+        if ended:
+            self._attention(ended)
+        if segments:
+            self.refresh_bindings()
+
+    def _tick(self) -> None:
+        """Elapsed time moves even when no token arrives."""
+        now = self.app.clock()
+        for name, agent in self.app.view.agents.items():
+            if agent.started_at is not None and not agent.status.ended:
+                self.panes[name].show_state(agent, now)
+
+    def _attention(self, ended: list[ev.BaseEvent]) -> None:
+        for event in ended:
+            pane = self.panes.get(event.agent or "")
+            if pane is not None:
+                pane.add_class("-flash")
+                self.set_timer(FLASH_SECONDS, lambda p=pane: p.remove_class("-flash"))
+        if len(ended) == 1:
+            event = ended[0]
+            if isinstance(event, ev.AgentFailed):
+                self.notify(f"{event.agent} failed: {one_line(event.error, 200)}",
+                            severity="error", markup=False, timeout=8)
+            else:
+                self.notify(f"{event.agent} finished", markup=False)
+            return
+        failed = [e.agent or "" for e in ended if isinstance(e, ev.AgentFailed)]
+        finished = [e.agent or "" for e in ended if isinstance(e, ev.AgentFinished)]
+        summary = []
+        if finished:
+            summary.append(f"finished: {', '.join(finished)}")
+        if failed:
+            summary.append(f"failed: {', '.join(failed)}")
+        self.notify("; ".join(summary), title=f"{len(ended)} agents need attention",
+                    severity="error" if failed else "information", markup=False, timeout=8)
+
+    # -- focus ---------------------------------------------------------------------------------
+
+    @property
+    def focused_pane(self) -> AgentPane | None:
+        return self.panes.get(self.selected or "")
+
+    @property
+    def focused_agent(self) -> AgentState | None:
+        return self.app.view.agents.get(self.selected or "")
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        node: Widget | None = event.widget
+        while node is not None and not isinstance(node, AgentPane):
+            node = node.parent if isinstance(node.parent, Widget) else None
+        if isinstance(node, AgentPane) and node.agent_name != self.selected:
+            self.selected = node.agent_name
+            self.refresh_bindings()
+
+    def action_focus_pane(self, number: int) -> None:
+        panes = list(self.panes.values())
+        if 1 <= number <= len(panes):
+            pane = panes[number - 1]
+            self.selected = pane.agent_name
+            self.query_one(AgentGrid).show_pane(pane)
+            pane.focus()
+            self.refresh_bindings()
+
+    def action_page(self, step: int) -> None:
+        grid = self.query_one(AgentGrid)
+        grid.show_page(grid.page + step)
+        visible = [p for p in grid.panes if not p.has_class("-off-page")]
+        if visible:
+            visible[0].focus()
+        self.notify(f"page {grid.page + 1} of {grid.pages}", timeout=1.5)
+
+    # -- interventions -------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Dim the keys that do not apply to the focused agent right now."""
+        agent = self.focused_agent
+        status = agent.status if agent is not None else None
+        allowed = {
+            "pause": PAUSABLE, "redirect": PAUSABLE, "stop": STOPPABLE,
+            "restart": RESTARTABLE,
+        }.get(action)
+        if allowed is not None:
+            return True if status in allowed else None
+        if action == "page":
+            return True if self.query_one(AgentGrid).pages > 1 else None
+        return True
+
+    def action_pause(self) -> None:
+        agent = self.focused_agent
+        if agent is None or self.app.supervisor is None:
+            return
+        supervisor, name = self.app.supervisor, agent.name
+        if agent.status is AgentStatus.PAUSED:
+            self._command(lambda: supervisor.resume(name), f"resumed {name}")
+        else:
+            self._command(lambda: supervisor.pause(name), f"paused {name}")
+
+    def action_pause_all(self) -> None:
+        supervisor = self.app.supervisor
+        if supervisor is None:
+            return
+        if any(a.status in RUNNING for a in self.app.view.agents.values()):
+            self._command(supervisor.pause_all, "paused every running agent")
+        else:
+            self._command(supervisor.resume_all, "resumed every paused agent")
+
+    def action_redirect(self) -> None:
+        from cockpit.ui.screens.modals import RedirectModal
+
+        agent = self.focused_agent
+        supervisor = self.app.supervisor
+        if agent is None or supervisor is None:
+            return
+        name = agent.name
+
+        def send(instruction: str | None) -> None:
+            if instruction:
+                self._command(lambda: supervisor.redirect(name, instruction),
+                              f"redirected {name}")
+
+        self.app.push_screen(RedirectModal(name), send)
+
+    def action_stop(self) -> None:
+        from cockpit.ui.screens.modals import ConfirmModal
+
+        agent = self.focused_agent
+        supervisor = self.app.supervisor
+        if agent is None or supervisor is None:
+            return
+        name = agent.name
+
+        def decided(stop: bool | None) -> None:
+            if stop:
+                self._command(lambda: supervisor.stop(name), f"stopped {name}")
+
+        dependents = [a.name for a in self.crew.agents if name in a.after]
+        warning = f"\nAgents waiting for it will not start: {', '.join(dependents)}." \
+            if dependents else ""
+        self.app.push_screen(ConfirmModal(f"Stop {name}?{warning}", yes="Stop"), decided)
+
+    def action_restart(self) -> None:
+        agent = self.focused_agent
+        supervisor = self.app.supervisor
+        if agent is None or supervisor is None:
+            return
+        name = agent.name
+        self._command(lambda: supervisor.restart(name), f"restarted {name}")
+
+    def _command(self, call: object, done: str) -> None:
+        self.run_worker(self.app.command(call, done),  # type: ignore[arg-type]
+                        group="commands", exclusive=False, exit_on_error=False,
+                        description=done)
+
+    # -- views ---------------------------------------------------------------------------------
+
+    def action_zoom(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+        elif (pane := self.focused_pane) is not None:
+            self.maximize(pane, container=False)
+
+    def action_thinking(self) -> None:
+        if (pane := self.focused_pane) is not None:
+            pane.toggle_thinking()
+
+    def action_follow(self) -> None:
+        if (pane := self.focused_pane) is not None:
+            pane.follow_tail()
+
+    def action_inspector(self) -> None:
+        from cockpit.ui.screens.inspector import InspectorScreen
+
+        agent = self.focused_agent
+        self.app.push_screen(InspectorScreen(agent.name if agent else None))
+
+    def action_event_log(self) -> None:
+        from cockpit.ui.screens.event_log import EventLogScreen
+
+        self.app.push_screen(EventLogScreen())

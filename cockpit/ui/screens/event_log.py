@@ -1,0 +1,128 @@
+"""`l`: the event log, tailing live from the bus; older pages come from SQLite.
+
+Filter by typing words: an agent's name, an event type, or both (`writer retrying`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input
+
+from cockpit.core import events as ev
+from cockpit.core.text import one_line
+
+if TYPE_CHECKING:
+    from cockpit.ui.app import CockpitApp
+
+PAGE = 500
+MAX_ROWS = 5000
+
+
+def summarise(event: ev.BaseEvent) -> str:
+    """One line of what an event says."""
+    data = event.data()
+    for field in ("text", "error", "instruction", "reason", "output", "content"):
+        if field in data and data[field]:
+            return one_line(str(data[field]), 100)
+    if isinstance(event, ev.StateSet):
+        return one_line(f"{event.key} = {event.value!r} by {event.by}", 100)
+    return one_line(" ".join(f"{k}={v}" for k, v in data.items()
+                             if k not in ("config", "messages")), 100)
+
+
+class EventLogScreen(Screen[None]):
+    DEFAULT_CSS = """
+    EventLogScreen #filter { dock: top; }
+    EventLogScreen DataTable { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="cockpit.events_close"),
+        Binding("o", "older", "Older", id="cockpit.events_older",
+                tooltip=f"Load {PAGE} older events from the log"),
+    ]
+
+    app: CockpitApp
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[ev.BaseEvent] = []
+        self.oldest_id: int | None = None
+        self.words: set[str] = set()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="filter: agent names and/or event types, e.g. writer retrying",
+                    id="filter")
+        yield DataTable(cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("seq", "time", "agent", "type", "what")
+        log, supervisor = self.app.log_store, self.app.supervisor
+        if log is not None and supervisor is not None:
+            await log.flush()
+            self.rows = await log.events_before(supervisor.session, None, PAGE)
+            self.oldest_id = self.rows[0].id if self.rows else None
+        self.rebuild()
+        self.app.events_applied.subscribe(self, self.on_events)
+        table.focus()
+
+    def matches(self, event: ev.BaseEvent) -> bool:
+        if not self.words:
+            return True
+        labels = {event.agent or "session", getattr(event, "type", "")}
+        return bool(self.words & labels)
+
+    def rebuild(self) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        for event in self.rows:
+            if self.matches(event):
+                self._add(table, event)
+        table.move_cursor(row=max(0, table.row_count - 1))
+
+    def _add(self, table: DataTable[Text], event: ev.BaseEvent) -> None:
+        table.add_row(Text(str(event.seq)),
+                      Text(time.strftime("%H:%M:%S", time.localtime(event.ts))),
+                      Text(event.agent or ""), Text(getattr(event, "type", "")),
+                      Text(summarise(event)))
+
+    def on_events(self, events: list[ev.BaseEvent]) -> None:
+        last_seq = self.rows[-1].seq if self.rows else 0
+        fresh = [e for e in events if e.seq > last_seq]
+        self.rows.extend(fresh)
+        table = self.query_one(DataTable)
+        at_end = table.cursor_row >= table.row_count - 1
+        for event in fresh:
+            if self.matches(event):
+                self._add(table, event)
+        if len(self.rows) > MAX_ROWS:
+            self.rows = self.rows[-MAX_ROWS:]
+            self.oldest_id = self.rows[0].id
+        if at_end:
+            table.move_cursor(row=table.row_count - 1)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.words = set(event.value.split())
+        self.rebuild()
+
+    async def action_older(self) -> None:
+        log, supervisor = self.app.log_store, self.app.supervisor
+        if log is None or supervisor is None or self.oldest_id is None:
+            self.notify("no older events", timeout=2)
+            return
+        older = await log.events_before(supervisor.session, self.oldest_id, PAGE)
+        if not older:
+            self.notify("this is the first event", timeout=2)
+            return
+        self.rows = older + self.rows
+        self.oldest_id = older[0].id
+        self.rebuild()
+        self.query_one(DataTable).move_cursor(row=0)

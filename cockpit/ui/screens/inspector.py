@@ -1,0 +1,208 @@
+"""`s`: the state inspector: the shared board, the focused agent's conversation, the hosts.
+
+It reads the app's folded view, refreshed from the `events_applied` signal; edits go through the
+supervisor as `state_set` events by "person", like every other change.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from cockpit.core import events as ev
+from cockpit.core.state import AgentState
+from cockpit.core.text import one_line, sanitize
+
+if TYPE_CHECKING:
+    from cockpit.ui.app import CockpitApp
+
+HOSTS_EVERY = 3.0
+
+
+def preview(value: Any, width: int = 60) -> str:
+    return one_line(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False),
+                    width)
+
+
+def describe_metrics(agent: AgentState) -> str:
+    metrics = agent.metrics
+    if not metrics:
+        return "no completed message yet"
+    parts = [f"prompt {metrics.get('prompt_eval_count') or 0} tok",
+             f"eval {metrics.get('eval_count') or 0} tok"]
+    if metrics.get("eval_duration"):
+        rate = (metrics.get("eval_count") or 0) / (metrics["eval_duration"] / 1e9)
+        parts.append(f"{rate:.1f} tok/s")
+    if metrics.get("load_duration") is not None:
+        parts.append(f"load {metrics['load_duration'] / 1e6:.0f} ms")
+    if metrics.get("done_reason"):
+        parts.append(f"done: {metrics['done_reason']}")
+    return " · ".join(parts)
+
+
+class InspectorScreen(Screen[None]):
+    CSS_PATH = "inspector.tcss"
+    BINDINGS = [
+        Binding("escape,s", "app.pop_screen", "Back", id="cockpit.inspector_close"),
+        Binding("enter", "show_value", "Full value", id="cockpit.board_show"),
+        Binding("e", "edit_value", "Edit", id="cockpit.board_edit",
+                tooltip="Edit the selected board value (JSON, or plain text)"),
+    ]
+
+    app: CockpitApp
+
+    def __init__(self, agent: str | None) -> None:
+        super().__init__()
+        self.agent = agent
+        self._board_version = -1
+        self._conversation_at = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            with Vertical(id="left"):
+                board: DataTable[Text] = DataTable(id="board", cursor_type="row",
+                                                   zebra_stripes=True)
+                board.border_title = "Board"
+                yield board
+                hosts: DataTable[Text] = DataTable(id="hosts", cursor_type="none")
+                hosts.border_title = "Hosts (/api/ps)"
+                yield hosts
+            conversation = VerticalScroll(Static(id="conversation-text"), id="conversation")
+            conversation.border_title = f"Conversation: {self.agent or 'no agent focused'}"
+            yield conversation
+        yield Footer()
+
+    def on_mount(self) -> None:
+        board = self.query_one("#board", DataTable)
+        board.add_columns("key", "value", "by", "when", "v")
+        hosts = self.query_one("#hosts", DataTable)
+        hosts.add_columns("host", "model", "VRAM", "expires")
+        self.refresh_board(force=True)
+        self.refresh_conversation(force=True)
+        self.app.events_applied.subscribe(self, self.on_events)
+        self.refresh_hosts()
+        self.set_interval(HOSTS_EVERY, self.refresh_hosts)
+
+    def on_events(self, events: list[ev.BaseEvent]) -> None:
+        if any(isinstance(e, ev.StateSet) for e in events):
+            self.refresh_board()
+        if any(e.agent == self.agent for e in events):
+            self.refresh_conversation()
+
+    # -- board ---------------------------------------------------------------------------------
+
+    def refresh_board(self, force: bool = False) -> None:
+        table = self.query_one("#board", DataTable)
+        selected = table.cursor_row
+        table.clear()
+        for key, entry in self.app.view.board.items():
+            when = time.strftime("%H:%M:%S", time.localtime(entry.ts))
+            table.add_row(Text(key), Text(preview(entry.value)), Text(entry.by), Text(when),
+                          Text(str(entry.version)), key=key)
+        if table.row_count:
+            table.move_cursor(row=min(selected, table.row_count - 1))
+
+    def _selected_key(self) -> str | None:
+        table = self.query_one("#board", DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return str(key) if key is not None else None
+
+    def action_show_value(self) -> None:
+        from cockpit.ui.screens.modals import TextModal
+
+        key = self._selected_key()
+        if key is None:
+            return
+        value = self.app.view.board[key].value
+        text = value if isinstance(value, str) else json.dumps(value, indent=2,
+                                                               ensure_ascii=False)
+        self.app.push_screen(TextModal(key, text))
+
+    def action_edit_value(self) -> None:
+        from cockpit.ui.screens.modals import InputModal
+
+        key = self._selected_key()
+        supervisor = self.app.supervisor
+        if key is None or supervisor is None:
+            return
+        value = self.app.view.board[key].value
+        current = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+        def save(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                new: Any = json.loads(text) if not isinstance(value, str) else text
+            except json.JSONDecodeError as error:
+                self.notify(f"not valid JSON: {error}", severity="error", markup=False)
+                return
+            self.run_worker(
+                self.app.command(lambda: supervisor.set_state(key, new, by="person"),
+                                 f"{key} updated"),
+                group="commands", exit_on_error=False, description=f"set {key}")
+
+        self.app.push_screen(InputModal(f"Edit {key} (saved as a state_set by you)", current),
+                             save)
+
+    # -- conversation --------------------------------------------------------------------------
+
+    def refresh_conversation(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._conversation_at < 0.5:
+            return  # tokens arrive every frame; the transcript need not
+        self._conversation_at = now
+        agent = self.app.view.agents.get(self.agent or "")
+        text = Text()
+        if agent is None:
+            text.append("Focus an agent pane, then press s.", style="dim")
+        else:
+            text.append(f"{agent.status} · {describe_metrics(agent)}\n", style="bold")
+            for message in agent.conversation():
+                role = message.get("role", "?")
+                text.append(f"\n{role}", style="bold reverse")
+                if message is agent.conversation()[-1] and (agent.partial_parts and
+                                                             not agent.status.ended):
+                    text.append(" (streaming)", style="dim")
+                text.append("\n" + sanitize(str(message.get("content", ""))) + "\n")
+            if agent.error:
+                text.append(f"\nerror: {sanitize(agent.error)}\n", style="red")
+        self.query_one("#conversation-text", Static).update(text)
+
+    # -- hosts ---------------------------------------------------------------------------------
+
+    def refresh_hosts(self) -> None:
+        self.run_worker(self._poll_hosts(), group="hosts", exclusive=True, exit_on_error=False,
+                        description="poll /api/ps")
+
+    async def _poll_hosts(self) -> None:
+        supervisor = self.app.supervisor
+        if supervisor is None:
+            return
+        rows: list[tuple[str, str, str, str]] = []
+        for host in sorted({a.host for a in self.app.view.agents.values()}):
+            try:
+                response = await supervisor.client(host).ps()
+            except Exception as error:  # any failure is "unreachable", shown, never raised
+                rows.append((host, f"unreachable: {type(error).__name__}", "", ""))
+                continue
+            if not response.models:
+                rows.append((host, "no model loaded", "", ""))
+            for model in response.models:
+                vram = f"{(model.size_vram or 0) / 2**30:.1f} GiB"
+                expires = str(model.expires_at)[:19] if model.expires_at else ""
+                rows.append((host, str(model.model or model.name), vram, expires))
+        table = self.query_one("#hosts", DataTable)
+        table.clear()
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))

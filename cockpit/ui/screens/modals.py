@@ -1,0 +1,103 @@
+"""Small modal dialogs: confirm, redirect, edit a board value, show a long value."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from cockpit.core.text import sanitize
+
+
+class ConfirmModal(ModalScreen[bool]):
+    """`y` confirms, `n` or escape cancels."""
+
+    DEFAULT_CSS = """
+    ConfirmModal { align: center middle; }
+    ConfirmModal > Vertical { width: 70; height: auto; border: thick $warning; padding: 1 2;
+                              background: $surface; }
+    ConfirmModal Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
+    ConfirmModal Button { margin-left: 2; }
+    """
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes", id="cockpit.confirm_yes"),
+        Binding("n,escape", "answer(False)", "No", id="cockpit.confirm_no"),
+    ]
+
+    def __init__(self, question: str, yes: str = "Yes") -> None:
+        super().__init__()
+        self.question = question
+        self.yes = yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(self.question))
+            with Horizontal():
+                yield Button(f"{self.yes} (y)", variant="warning", id="yes")
+                yield Button("Cancel (n)", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class InputModal(ModalScreen[str | None]):
+    """One line of input; Enter sends, escape cancels."""
+
+    DEFAULT_CSS = """
+    InputModal { align: center middle; }
+    InputModal > Vertical { width: 90; height: auto; border: thick $accent; padding: 1 2;
+                            background: $surface; }
+    InputModal Label { margin-bottom: 1; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="cockpit.input_cancel")]
+
+    def __init__(self, prompt: str, value: str = "", placeholder: str = "") -> None:
+        super().__init__()
+        self.prompt = prompt
+        self.value = value
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(self.prompt))
+            yield Input(self.value, placeholder=self.placeholder, id="input")
+            yield Label(Text("enter sends · escape cancels", style="dim"))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value if event.value.strip() else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class RedirectModal(InputModal):
+    def __init__(self, agent: str) -> None:
+        super().__init__(f"Redirect {agent}: its reply is cut off here and it carries on from "
+                         "your instruction.", placeholder="New instruction")
+
+
+class TextModal(ModalScreen[None]):
+    """A long value, read-only and scrollable."""
+
+    DEFAULT_CSS = """
+    TextModal { align: center middle; }
+    TextModal > VerticalScroll { width: 90%; height: 80%; border: thick $primary;
+                                 padding: 0 1; background: $surface; }
+    """
+    BINDINGS = [Binding("escape,q,enter", "dismiss", "Close", id="cockpit.text_close")]
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll() as scroll:
+            scroll.border_title = self.title_text
+            yield Static(Text(sanitize(self.text)))

@@ -1,0 +1,1 @@
+"""Widgets: each shows state handed to it; none changes it."""

@@ -1,0 +1,234 @@
+"""One agent's pane: a header with its status, live counts, thinking, and the streamed reply.
+
+The pane shows state; it never changes it. The bridge hands it new text once per frame, and the
+screen hands it the agent's folded state. Model text is untrusted: it is sanitised of control
+sequences and written to a `Log`, which renders plain text, never Rich markup.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.widgets import Log, Static
+
+from cockpit.core.state import AgentState
+from cockpit.core.text import sanitize
+
+BODY_LINES = 2000
+"""The in-memory window of a pane; the full reply is always in the log."""
+WINDOW_CHARS = 200_000
+"""Text kept to re-wrap the window when the pane is resized."""
+
+
+def wrap_chunk(text: str, column: int, width: int) -> tuple[str, int]:
+    """Insert line breaks into `text`, written at `column`, so no line exceeds `width`.
+
+    Breaks at the last space that fits when there is one, else mid-word. Returns the text to
+    write and the column after it. Text already written is never moved.
+    """
+    if width <= 0:
+        return text, column
+    out: list[str] = []
+    for piece, ending in _lines(text):
+        while column + len(piece) > width:
+            room = width - column
+            cut = piece.rfind(" ", 0, room + 1)
+            if cut > 0:  # break at the last space that fits
+                out.append(piece[:cut] + "\n")
+                piece = piece[cut + 1:]
+            elif cut == 0 or column > 0:  # nothing fits here: start a new line
+                out.append("\n")
+                piece = piece[1:] if cut == 0 else piece
+            else:  # one word wider than the pane
+                out.append(piece[:width] + "\n")
+                piece = piece[width:]
+            column = 0
+        out.append(piece)
+        column += len(piece)
+        if ending:
+            out.append("\n")
+            column = 0
+    return "".join(out), column
+
+
+def _lines(text: str) -> list[tuple[str, bool]]:
+    parts = text.split("\n")
+    return [(part, index < len(parts) - 1) for index, part in enumerate(parts)]
+
+
+def format_counts(agent: AgentState, now: float) -> str:
+    """`412 tok · 38.5 tok/s · 0:11`: live while running, Ollama's rate once finished."""
+    parts = [f"{agent.tokens} tok"]
+    rate = agent.tokens_per_second if agent.status.ended else None
+    if rate is None and agent.first_token_at is not None:
+        span = (agent.ended_at or now) - agent.first_token_at
+        rate = agent.tokens / span if span > 0.5 else None
+    parts.append(f"{rate:.1f} tok/s" if rate is not None else "– tok/s")
+    if agent.started_at is not None:
+        seconds = int(max(0.0, (agent.ended_at or now) - agent.started_at))
+        parts.append(f"{seconds // 60}:{seconds % 60:02d}")
+    if agent.retries:
+        parts.append(f"{agent.retries} retries")
+    if agent.stalls:
+        parts.append(f"{agent.stalls} stalls")
+    return " · ".join(parts)
+
+
+class AgentPane(Vertical, can_focus=True):
+    """A live view of one agent."""
+
+    DEFAULT_CSS = """
+    AgentPane { border: round $panel; height: 1fr; min-height: 8; }
+    AgentPane:focus, AgentPane:focus-within { border: round $accent; }
+    AgentPane.-flash { border: heavy $warning; }
+    AgentPane > .agent-pane--header { height: 1; padding: 0 1; background: $boost; }
+    AgentPane > .agent-pane--counts { height: 1; padding: 0 1; color: $text-muted; }
+    AgentPane > #thinking { height: auto; max-height: 6; color: $text-muted; display: none; }
+    AgentPane.-show-thinking > #thinking { display: block; }
+    AgentPane > #body { height: 1fr; }
+    """
+
+    follow: reactive[bool] = reactive(True)
+    """Keep the reply scrolled to its end; scrolling up breaks it, `end` restores it."""
+
+    def __init__(self, agent: AgentState, number: int) -> None:
+        super().__init__(id=f"pane-{agent.name}")
+        self.agent_name = agent.name
+        self.number = number
+        self._column = 0
+        self._window: list[str] = []
+        self._window_chars = 0
+        self._thinking_column = 0
+        self._status = ""
+
+        self.header = Static(classes="agent-pane--header", id="header")
+        self.counts = Static(classes="agent-pane--counts", id="counts")
+        self.thinking = Log(id="thinking", max_lines=200)
+        self.body = Log(id="body", max_lines=BODY_LINES)
+        for log in (self.thinking, self.body):
+            log.can_focus = False  # the pane takes focus; tab moves between agents
+
+    def compose(self) -> ComposeResult:
+        yield self.header
+        yield self.counts
+        yield self.thinking
+        yield self.body
+
+    # -- what the screen calls --------------------------------------------------------------
+
+    def show_state(self, agent: AgentState, now: float) -> None:
+        """Header and counts from the agent's folded state."""
+        status = str(agent.status)
+        if status != self._status:
+            if self._status:
+                self.remove_class(f"-{self._status}")
+            self.add_class(f"-{status}")
+            self._status = status
+        header = Text(no_wrap=True, overflow="ellipsis")
+        header.append(f"{self.number} ", style="dim")
+        header.append(agent.name, style="bold")
+        header.append(f"  {agent.model} @ {agent.host}  ", style="dim")
+        header.append(f" {status} ", style=STATUS_STYLES.get(status, "reverse"))
+        if agent.error and agent.status.ended:
+            header.append("  " + sanitize(agent.error).replace("\n", " "), style="red")
+        self.header.update(header)
+        counts = format_counts(agent, now)
+        if agent.thinking_parts and not self.has_class("-show-thinking"):
+            counts += " · thinking hidden (t)"
+        if not self.follow:
+            counts += " · scrolled (end to follow)"
+        self.counts.update(Text(counts, no_wrap=True))
+
+    def write_segments(self, segments: list[tuple[str, str]]) -> None:
+        """A frame's new content in order: ("text" | "thinking" | "mark", string)."""
+        text: list[str] = []
+        for kind, value in segments:
+            if kind == "text":
+                text.append(value)
+                continue
+            self.append("".join(text))
+            text = []
+            if kind == "thinking":
+                self.append_thinking(value)
+            else:
+                self.mark(value)
+        self.append("".join(text))
+
+    def append(self, text: str) -> None:
+        """New reply text."""
+        if text:
+            clean = sanitize(text)
+            self._remember(clean)
+            body = self.body
+            wrapped, self._column = wrap_chunk(clean, self._column, self._width(body))
+            body.write(wrapped, scroll_end=self.follow)
+
+    def append_thinking(self, thinking: str) -> None:
+        log = self.thinking
+        wrapped, self._thinking_column = wrap_chunk(sanitize(thinking), self._thinking_column,
+                                                    self._width(log))
+        log.write(wrapped, scroll_end=True)
+
+    def mark(self, line: str) -> None:
+        """A line between replies: an intervention, a retry, a stall."""
+        self.append(("\n" if self._column else "") + "── " + line.replace("\n", " ") + " ──\n")
+
+    def restart(self) -> None:
+        """The agent starts over (restart): clear the reply."""
+        self.body.clear()
+        self.thinking.clear()
+        self._column = self._thinking_column = 0
+        self._window, self._window_chars = [], 0
+
+    def toggle_thinking(self) -> None:
+        self.toggle_class("-show-thinking")
+
+    def follow_tail(self) -> None:
+        self.follow = True
+        self.body.scroll_end(animate=False)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _remember(self, text: str) -> None:
+        self._window.append(text)
+        self._window_chars += len(text)
+        if self._window_chars > 2 * WINDOW_CHARS:
+            joined = "".join(self._window)[-WINDOW_CHARS:]
+            self._window, self._window_chars = [joined], len(joined)
+
+    @staticmethod
+    def _width(log: Log) -> int:
+        return max(0, log.scrollable_content_region.width - 1)
+
+    def on_resize(self) -> None:
+        """Re-wrap the kept window of text to the new width."""
+        if not self._window:
+            return
+        body = self.body
+        text = "".join(self._window)
+        body.clear()
+        wrapped, self._column = wrap_chunk(text, 0, self._width(body))
+        body.write(wrapped, scroll_end=self.follow)
+
+    def on_mouse_scroll_up(self) -> None:
+        self.follow = False
+
+    def watch_follow(self, follow: bool) -> None:
+        self.body.auto_scroll = follow
+
+
+STATUS_STYLES = {
+    "waiting": "black on grey50",
+    "queued": "black on grey70",
+    "streaming": "black on green3",
+    "thinking": "black on medium_purple1",
+    "paused": "black on yellow3",
+    "retrying": "black on dark_orange",
+    "stalled": "black on orange_red1",
+    "finished": "black on steel_blue1",
+    "failed": "white on red3",
+    "stopped": "white on grey35",
+}
+"""Each status its own colour; the word itself is always shown, so colour is never alone."""
