@@ -256,6 +256,8 @@ def pane_marker(event: ev.BaseEvent) -> str | None:
             return f"retry {event.attempt} in {event.delay:.1f} s: {event.reason}"
         case ev.Stalled():
             return f"stalled: no chunk for {event.seconds:g} s"
+        case ev.AgentFailed():
+            return f"failed: {event.error}"
     return None
 
 

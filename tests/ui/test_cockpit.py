@@ -194,7 +194,7 @@ async def test_failed_agent_shows_the_error_and_the_others_carry_on(db: Path) ->
                              what="one failed, one finished")
             await pilot.pause()
             assert "failed" in header(app, "bad")
-            assert "model 'nope' not found" in header(app, "bad")
+            assert "── failed: Ollama answered 404: model 'nope' not found ──" in body(app, "bad")
             assert "1 failed" in app.sub_title
 
 

@@ -7,7 +7,9 @@ supervisor as `state_set` events by "person", like every other change.
 from __future__ import annotations
 
 import json
+import math
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -46,6 +48,21 @@ def describe_metrics(agent: AgentState) -> str:
     if metrics.get("done_reason"):
         parts.append(f"done: {metrics['done_reason']}")
     return " · ".join(parts)
+
+
+def expires_in(expires_at: Any) -> str:
+    """`in 5 min`: how long until Ollama unloads the model (rounded up to the minute)."""
+    if expires_at is None:
+        return ""
+    try:
+        moment = expires_at if isinstance(expires_at, datetime) else \
+            datetime.fromisoformat(str(expires_at).replace("Z", "+00:00"))
+    except ValueError:
+        return str(expires_at)
+    seconds = moment.timestamp() - time.time()
+    if seconds > 10 * 365 * 86400:
+        return "never"
+    return f"in {max(0, math.ceil(seconds / 60))} min" if seconds > 0 else "expired"
 
 
 class InspectorScreen(Screen[None]):
@@ -200,7 +217,7 @@ class InspectorScreen(Screen[None]):
                 rows.append((host, "no model loaded", "", ""))
             for model in response.models:
                 vram = f"{(model.size_vram or 0) / 2**30:.1f} GiB"
-                expires = str(model.expires_at)[:19] if model.expires_at else ""
+                expires = expires_in(model.expires_at)
                 rows.append((host, str(model.model or model.name), vram, expires))
         table = self.query_one("#hosts", DataTable)
         table.clear()

@@ -88,6 +88,8 @@ class AgentPane(Vertical, can_focus=True):
     AgentPane > #thinking { height: auto; max-height: 6; color: $text-muted; display: none; }
     AgentPane.-show-thinking > #thinking { display: block; }
     AgentPane > #body { height: 1fr; }
+    AgentPane > Log { background: $surface; overflow-x: hidden; scrollbar-size-vertical: 1;
+                      scrollbar-background: $surface; }
     """
 
     follow: reactive[bool] = reactive(True)
@@ -129,10 +131,10 @@ class AgentPane(Vertical, can_focus=True):
         header = Text(no_wrap=True, overflow="ellipsis")
         header.append(f"{self.number} ", style="dim")
         header.append(agent.name, style="bold")
-        header.append(f"  {agent.model} @ {agent.host}  ", style="dim")
+        header.append(" · ", style="dim")
+        header.append(f"{agent.model} @ {agent.host}", style="dim")
+        header.append(" · ", style="dim")
         header.append(f" {status} ", style=STATUS_STYLES.get(status, "reverse"))
-        if agent.error and agent.status.ended:
-            header.append("  " + sanitize(agent.error).replace("\n", " "), style="red")
         self.header.update(header)
         counts = format_counts(agent, now)
         if agent.thinking_parts and not self.has_class("-show-thinking"):
