@@ -34,6 +34,10 @@ MAX_BACKOFF = 30.0
 TOKEN_WINDOW = 1 / 30
 """Chunks that arrive within one UI frame of each other become one token event: the log, the
 bus and every view then cost per frame, not per token, when Ollama streams fast."""
+YIELD_EVERY = 0.001
+"""Seconds of parsing after which a stream yields to the event loop. At full speed httpx hands
+over a whole socket buffer (hundreds of chunks) without suspending; without this, eight agents
+would hold the loop for ~100 ms per turn and a key press would wait behind them."""
 QUEUE_TIMEOUT_FACTOR = 10
 """Before the first chunk we wait this many stall timeouts: Ollama serves one request per model
 at a time by default (OLLAMA_NUM_PARALLEL=1) and sends nothing while a request is queued."""
@@ -224,6 +228,8 @@ class Runner:
             await asyncio.sleep(delay)
         watchdog = _StallWatchdog(self.stall_timeout)
         text = _Coalescer(self.supervisor, self.name)
+        clock = asyncio.get_running_loop().time
+        next_yield = clock() + YIELD_EVERY
         stream = await self.client.chat(
             self.model,
             messages=self.agent.conversation(),
@@ -232,7 +238,10 @@ class Runner:
         )
         try:
             async for part in stream:
-                watchdog.chunk()
+                now = watchdog.chunk()
+                if now >= next_yield:
+                    await asyncio.sleep(0)
+                    next_yield = clock() + YIELD_EVERY
                 message = part.message
                 if message.thinking:
                     text.add(ev.ThinkingStreamed, message.thinking)
@@ -318,9 +327,11 @@ class _StallWatchdog:
         self._handle = self.loop.call_at(self.last + stall_timeout * QUEUE_TIMEOUT_FACTOR,
                                          self._check)
 
-    def chunk(self) -> None:
-        self.last = self.loop.time()
+    def chunk(self) -> float:
+        """Record a chunk's arrival; returns the loop time."""
+        self.last = now = self.loop.time()
         self.received = True
+        return now
 
     def _check(self) -> None:
         limit = self.stall_timeout if self.received else self.stall_timeout * QUEUE_TIMEOUT_FACTOR

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.signal import Signal
@@ -31,6 +32,8 @@ from cockpit.ui.screens.cockpit import CockpitScreen
 from cockpit.ui.themes import ThemeError, load_theme, load_themes, theme_dirs, watch_themes
 
 DEFAULT_THEME = "cockpit-dark"
+PALETTE_SKIP = {"cockpit.focus_next", "cockpit.focus_previous",
+                *(f"cockpit.focus_{n}" for n in range(1, 10))}
 
 
 class CockpitApp(App[int]):
@@ -175,6 +178,17 @@ class CockpitApp(App[int]):
                 parts.append(f"{counts[status]} {status}")
         self.title = f"cockpit · {self.crew.name}"
         self.sub_title = " · ".join(parts)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Every cockpit key is also a palette command (ctrl+p)."""
+        yield from super().get_system_commands(screen)
+        if not isinstance(screen, CockpitScreen):
+            return
+        for binding in CockpitScreen.BINDINGS:
+            if not isinstance(binding, Binding) or binding.id in PALETTE_SKIP:
+                continue
+            yield SystemCommand(binding.description, binding.tooltip or binding.description,
+                                partial(screen.run_action, binding.action))
 
     # -- themes --------------------------------------------------------------------------------
 

@@ -12,9 +12,12 @@ import asyncio
 from collections.abc import Callable
 
 from cockpit.core.bus import Subscription
-from cockpit.core.events import BaseEvent
+from cockpit.core.events import BaseEvent, ThinkingStreamed, TokenStreamed
 
 FRAME = 1 / 30
+STREAMED = (TokenStreamed, ThinkingStreamed)
+"""Only streamed text waits for the next frame; an intervention or a status change is shown
+at once, so a key press never waits out a frame."""
 
 
 class Bridge:
@@ -32,7 +35,7 @@ class Bridge:
         next_frame = 0.0
         while batch := await self.subscription.batch():
             wait = next_frame - loop.time()
-            if wait > 0:
+            if wait > 0 and not any(type(e) not in STREAMED for e in batch):
                 await asyncio.sleep(wait)
                 batch += self.subscription.take()
             next_frame = loop.time() + self.frame

@@ -33,7 +33,8 @@ def summarise(event: ev.BaseEvent) -> str:
     if isinstance(event, ev.StateSet):
         return one_line(f"{event.key} = {event.value!r} by {event.by}", 100)
     return one_line(" ".join(f"{k}={v}" for k, v in data.items()
-                             if k not in ("config", "messages")), 100)
+                             if k not in ("config", "messages", "pid", "version", "crew_path")),
+                    100)
 
 
 class EventLogScreen(Screen[None]):

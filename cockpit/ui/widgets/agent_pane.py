@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Log, Static
 
-from cockpit.core.state import AgentState
+from cockpit.core.state import AgentState, AgentStatus
 from cockpit.core.text import sanitize
 
 BODY_LINES = 2000
@@ -25,8 +25,9 @@ WINDOW_CHARS = 200_000
 def wrap_chunk(text: str, column: int, width: int) -> tuple[str, int]:
     """Insert line breaks into `text`, written at `column`, so no line exceeds `width`.
 
-    Breaks at the last space that fits when there is one, else mid-word. Returns the text to
-    write and the column after it. Text already written is never moved.
+    Breaks after the last space that fits when there is one, else mid-word. Returns the text to
+    write and the column after it. Text already written is never moved, so callers pass whole
+    words: the result is then the same however the text was split into chunks.
     """
     if width <= 0:
         return text, column
@@ -35,8 +36,8 @@ def wrap_chunk(text: str, column: int, width: int) -> tuple[str, int]:
         while column + len(piece) > width:
             room = width - column
             cut = piece.rfind(" ", 0, room + 1)
-            if cut > 0:  # break at the last space that fits
-                out.append(piece[:cut] + "\n")
+            if cut > 0:  # break after the last space that fits (the space stays, as it
+                out.append(piece[:cut + 1] + "\n")  # does when a line ends at a chunk edge)
                 piece = piece[cut + 1:]
             elif cut == 0 or column > 0:  # nothing fits here: start a new line
                 out.append("\n")
@@ -100,6 +101,8 @@ class AgentPane(Vertical, can_focus=True):
         self.agent_name = agent.name
         self.number = number
         self._column = 0
+        self._pending = ""
+        """The end of the reply after its last space: written once the word is complete."""
         self._window: list[str] = []
         self._window_chars = 0
         self._thinking_column = 0
@@ -123,6 +126,8 @@ class AgentPane(Vertical, can_focus=True):
     def show_state(self, agent: AgentState, now: float) -> None:
         """Header and counts from the agent's folded state."""
         status = str(agent.status)
+        if self._pending and agent.status not in (AgentStatus.STREAMING, AgentStatus.THINKING):
+            self.flush_pending()
         if status != self._status:
             if self._status:
                 self.remove_class(f"-{self._status}")
@@ -159,13 +164,25 @@ class AgentPane(Vertical, can_focus=True):
         self.append("".join(text))
 
     def append(self, text: str) -> None:
-        """New reply text."""
+        """New reply text. A trailing partial word waits for its end (see `wrap_chunk`)."""
+        if not text:
+            return
+        clean = sanitize(text)
+        self._remember(clean)
+        combined = self._pending + clean
+        end = max(combined.rfind(" "), combined.rfind("\n")) + 1
+        self._pending = combined[end:]
+        self._write(combined[:end])
+
+    def flush_pending(self) -> None:
+        """Show a held-back partial word: the stream has stopped for now."""
+        pending, self._pending = self._pending, ""
+        self._write(pending)
+
+    def _write(self, text: str) -> None:
         if text:
-            clean = sanitize(text)
-            self._remember(clean)
-            body = self.body
-            wrapped, self._column = wrap_chunk(clean, self._column, self._width(body))
-            body.write(wrapped, scroll_end=self.follow)
+            wrapped, self._column = wrap_chunk(text, self._column, self._width(self.body))
+            self.body.write(wrapped, scroll_end=self.follow)
 
     def append_thinking(self, thinking: str) -> None:
         log = self.thinking
@@ -175,13 +192,15 @@ class AgentPane(Vertical, can_focus=True):
 
     def mark(self, line: str) -> None:
         """A line between replies: an intervention, a retry, a stall."""
-        self.append(("\n" if self._column else "") + "── " + line.replace("\n", " ") + " ──\n")
+        self.flush_pending()
+        self._write(("\n" if self._column else "") + "── " + line.replace("\n", " ") + " ──\n")
 
     def restart(self) -> None:
         """The agent starts over (restart): clear the reply."""
         self.body.clear()
         self.thinking.clear()
         self._column = self._thinking_column = 0
+        self._pending = ""
         self._window, self._window_chars = [], 0
 
     def toggle_thinking(self) -> None:
@@ -208,11 +227,11 @@ class AgentPane(Vertical, can_focus=True):
         """Re-wrap the kept window of text to the new width."""
         if not self._window:
             return
-        body = self.body
         text = "".join(self._window)
-        body.clear()
-        wrapped, self._column = wrap_chunk(text, 0, self._width(body))
-        body.write(wrapped, scroll_end=self.follow)
+        end = max(text.rfind(" "), text.rfind("\n")) + 1 if self._pending else len(text)
+        self.body.clear()
+        self._column = 0
+        self._write(text[:end])
 
     def on_mouse_scroll_up(self) -> None:
         self.follow = False
