@@ -10,6 +10,7 @@ import time
 from typing import TextIO
 
 from cockpit.core import events as ev
+from cockpit.core.describe import intervention
 from cockpit.core.eventlog import EventLog
 from cockpit.core.state import SessionState
 
@@ -42,8 +43,8 @@ async def export_markdown(log: EventLog, session: str, out: TextIO) -> int:
     async for event in log.iter_events(session):
         state.apply(event)
         count += 1
-        note = _intervention(event)
-        if note and event.agent:
+        note = intervention(event)
+        if note and event.agent and not isinstance(event, ev.AgentFailed):
             interventions.setdefault(event.agent, []).append(note)
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.started_at or 0))
     out.write(f"# Session {session}: {state.crew}\n\n")
@@ -66,14 +67,3 @@ async def export_markdown(log: EventLog, session: str, out: TextIO) -> int:
             value = (value if len(value) <= 80 else value[:79] + "…").replace("|", r"\|")
             out.write(f"| `{key}` | {value} | {entry.by} |\n")
     return count
-
-
-def _intervention(event: ev.BaseEvent) -> str | None:
-    match event:
-        case ev.AgentPaused() | ev.AgentResumed() | ev.AgentStopped() | ev.AgentRestarted():
-            return f"{event.type.removeprefix('agent_')} by {event.by}"
-        case ev.AgentRedirected():
-            return f"redirected by {event.by}: {event.instruction}"
-        case ev.Retrying():
-            return f"retry {event.attempt}: {event.reason}"
-    return None

@@ -24,6 +24,7 @@ from textual.theme import BUILTIN_THEMES
 from cockpit.core import events as ev
 from cockpit.core.bus import EventBus
 from cockpit.core.config import CrewConfig
+from cockpit.core.describe import intervention
 from cockpit.core.eventlog import EventLog, LogError
 from cockpit.core.state import AgentStatus, SessionState
 from cockpit.core.supervisor import Supervisor
@@ -156,7 +157,7 @@ class CockpitApp(App[int]):
                 parts.clear()
             elif isinstance(event, ev.AgentFinished | ev.AgentFailed):
                 ended.append(event)
-            if (marker := pane_marker(event)) is not None:
+            if (marker := intervention(event)) is not None:
                 parts.append(("mark", marker))
         with self.batch_update():
             if self.cockpit.ready:
@@ -253,26 +254,6 @@ class CockpitApp(App[int]):
             self.notify(str(error), title="Event log failed", severity="error", markup=False)
         else:
             self.notify(done, markup=False, timeout=2)
-
-
-def pane_marker(event: ev.BaseEvent) -> str | None:
-    """The line a pane shows between replies for an intervention, retry or stall."""
-    match event:
-        case ev.AgentPaused():
-            return f"paused by {event.by}"
-        case ev.AgentResumed():
-            return f"resumed by {event.by}"
-        case ev.AgentRedirected():
-            return f"redirected by {event.by}: {event.instruction}"
-        case ev.AgentStopped():
-            return f"stopped by {event.by}"
-        case ev.Retrying():
-            return f"retry {event.attempt} in {event.delay:.1f} s: {event.reason}"
-        case ev.Stalled():
-            return f"stalled: no chunk for {event.seconds:g} s"
-        case ev.AgentFailed():
-            return f"failed: {event.error}"
-    return None
 
 
 def make_app(crew: CrewConfig, db: Path, **options: Any) -> CockpitApp:

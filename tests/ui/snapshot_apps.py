@@ -26,8 +26,8 @@ PROSE = (
     "over a shared board. Every event goes to an SQLite log as it happens, so a session can "
     "be replayed, reported on, or resumed after a crash. Pause, redirect, stop and restart "
     "from the keyboard; the log records each intervention."
-).split(" ")
-TOKENS = [word + " " for word in PROSE]
+)
+TOKENS = [word + " " for word in PROSE.split()]
 
 CREW = f"""
 name = "release-notes"
@@ -60,7 +60,8 @@ SCRIPTS = {
 }
 
 
-def wait_for(app: CockpitApp, predicate: Callable[[], bool]) -> Callable[[Pilot[Any]], Awaitable[None]]:
+def wait_for(app: CockpitApp,
+             predicate: Callable[[], bool]) -> Callable[[Pilot[Any]], Awaitable[None]]:
     """A `run_before` that waits (without sleeping blindly) until the scene is ready."""
 
     async def run_before(pilot: Pilot[Any]) -> None:

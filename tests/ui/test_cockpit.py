@@ -201,7 +201,7 @@ async def test_failed_agent_shows_the_error_and_the_others_carry_on(db: Path) ->
 async def test_a_key_press_takes_effect_within_frames_while_8_agents_stream(db: Path) -> None:
     async with FakeOllama({"m1": ModelScript(tokens=[f"t{i} " for i in range(3000)])}) as fake:
         app = app_for(fake, db, [{"name": f"a{i}"} for i in range(8)])
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=SIZE):
             await wait_until(lambda: len(app.view.agents) == 8 and all(
                 a.tokens > 50 for a in app.view.agents.values()), what="all 8 streaming")
             assert app.bridge is not None
