@@ -3,10 +3,8 @@ helper to run a supervisor. Nothing inside cockpit is mocked; the seams are HTTP
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +15,9 @@ from cockpit.core.config import CrewConfig, parse_crew
 from cockpit.core.eventlog import EventLog
 from cockpit.core.events import BaseEvent
 from cockpit.core.supervisor import Supervisor
+from tests.fake_ollama import wait_until
 
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    """Wait for a condition without a fixed sleep; fail naming `what` on timeout."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        await asyncio.sleep(0.002)
+__all__ = ["wait_until", "make_crew", "running", "Session"]
 
 
 def make_crew(host: str, agents: list[dict[str, Any]], **crew: Any) -> CrewConfig:

@@ -24,6 +24,7 @@ from cockpit.ui.widgets.agent_grid import AgentGrid
 from cockpit.ui.widgets.agent_pane import AgentPane
 
 if TYPE_CHECKING:
+    from cockpit.core.supervisor import Supervisor
     from cockpit.ui.app import CockpitApp
 
 FLASH_SECONDS = 1.5
@@ -208,10 +209,10 @@ class CockpitScreen(Screen[None]):
         return True
 
     def action_pause(self) -> None:
-        agent = self.focused_agent
-        if agent is None or self.app.supervisor is None:
+        if (target := self._target()) is None:
             return
-        supervisor, name = self.app.supervisor, agent.name
+        supervisor, agent = target
+        name = agent.name
         if agent.status is AgentStatus.PAUSED:
             self._command(lambda: supervisor.resume(name), f"resumed {name}")
         else:
@@ -229,10 +230,9 @@ class CockpitScreen(Screen[None]):
     def action_redirect(self) -> None:
         from cockpit.ui.screens.modals import RedirectModal
 
-        agent = self.focused_agent
-        supervisor = self.app.supervisor
-        if agent is None or supervisor is None:
+        if (target := self._target()) is None:
             return
+        supervisor, agent = target
         name = agent.name
 
         def send(instruction: str | None) -> None:
@@ -245,10 +245,9 @@ class CockpitScreen(Screen[None]):
     def action_stop(self) -> None:
         from cockpit.ui.screens.modals import ConfirmModal
 
-        agent = self.focused_agent
-        supervisor = self.app.supervisor
-        if agent is None or supervisor is None:
+        if (target := self._target()) is None:
             return
+        supervisor, agent = target
         name = agent.name
 
         def decided(stop: bool | None) -> None:
@@ -261,12 +260,16 @@ class CockpitScreen(Screen[None]):
         self.app.push_screen(ConfirmModal(f"Stop {name}?{warning}", yes="Stop"), decided)
 
     def action_restart(self) -> None:
-        agent = self.focused_agent
-        supervisor = self.app.supervisor
-        if agent is None or supervisor is None:
+        if (target := self._target()) is None:
             return
+        supervisor, agent = target
         name = agent.name
         self._command(lambda: supervisor.restart(name), f"restarted {name}")
+
+    def _target(self) -> tuple[Supervisor, AgentState] | None:
+        """The supervisor and the selected agent, when both exist."""
+        agent, supervisor = self.focused_agent, self.app.supervisor
+        return None if agent is None or supervisor is None else (supervisor, agent)
 
     def _command(self, call: object, done: str) -> None:
         self.run_worker(self.app.command(call, done),  # type: ignore[arg-type]
