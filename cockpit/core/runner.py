@@ -106,6 +106,9 @@ class Runner:
         self._attempt_task: asyncio.Task[dict[str, Any]] | None = None
         self._command: Command | None = None
         self._wake: asyncio.Future[Command] | None = None
+        self._applying = False
+        """True while the loop applies a command. Its event is already on screen, so a key
+        pressed now (pause right after resume) is queued for the loop, not refused."""
 
     @property
     def agent(self) -> AgentState:
@@ -121,13 +124,15 @@ class Runner:
         command.done = asyncio.get_running_loop().create_future()
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(command)
-        elif command.kind in ("resume",):
+        elif command.kind == "resume":
             raise CommandError(f"{self.name} is not paused")
+        elif self._command is not None:
+            raise CommandError(f"{self.name} is already handling a {self._command.kind}")
         elif self._attempt_task is not None and not self._attempt_task.done():
-            if self._command is not None:
-                raise CommandError(f"{self.name} is already handling a {self._command.kind}")
             self._command = command
             self._attempt_task.cancel()
+        elif self._applying:
+            self._command = command  # the loop takes it before the next request starts
         else:
             raise CommandError(f"{self.name} is {self.agent.status}")
         await command.done
@@ -139,6 +144,16 @@ class Runner:
         failures = 0
         delay = 0.0
         while True:
+            if self._command is not None:
+                command, self._command = self._command, None
+                self._applying = True
+                try:
+                    if not await self._apply(command):
+                        return
+                finally:
+                    self._applying = False
+                failures = 0
+                continue
             self._attempt_task = asyncio.create_task(
                 self._attempt(delay), name=f"cockpit {self.name} request"
             )
@@ -149,11 +164,7 @@ class Runner:
                 if self._command is None or _being_cancelled():
                     self._attempt_task.cancel()
                     raise
-                command, self._command = self._command, None
-                if not await self._apply(command):
-                    return
-                failures = 0
-                continue
+                continue  # the command is applied at the top of the loop
             except LogError:
                 raise  # the log itself is broken: the supervisor stops the session
             except Exception as error:  # every failure becomes an event, never a traceback
@@ -179,15 +190,17 @@ class Runner:
         """Apply an interrupting command. False when the agent has ended."""
         if command.kind == "pause":
             self._emit(ev.AgentPaused, by=command.by)
-            await self._acknowledge(command)
+            refusal: Exception | None = None
             while command.kind == "pause":
-                self._wake = asyncio.get_running_loop().create_future()
+                # Ready for the resume before the pause is acknowledged: the user sees
+                # `paused` as soon as the event is emitted and may press the key at once.
+                wake = self._wake = asyncio.get_running_loop().create_future()
                 try:
-                    command = await self._wake
+                    await self._acknowledge(command, refusal)
+                    command = await wake
                 finally:
                     self._wake = None
-                if command.kind == "pause":
-                    await self._acknowledge(command, CommandError(f"{self.name} is already paused"))
+                refusal = CommandError(f"{self.name} is already paused")
         if command.kind == "resume":
             self._emit(ev.AgentResumed, by=command.by)
         elif command.kind == "redirect":

@@ -9,6 +9,7 @@ bridge, so the TUI shows exactly what the log records, live or replayed.
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -38,7 +39,12 @@ PALETTE_SKIP = {"cockpit.focus_next", "cockpit.focus_previous",
 
 
 class CockpitApp(App[int]):
-    """Runs one crew as a session and shows it."""
+    """Runs one crew as a session and shows it.
+
+    Once the first screen is drawn, the objects alive then (Textual, the widgets, the modules)
+    are moved out of the garbage collector's reach with `gc.freeze()`: a full collection over
+    them took ~45 ms, a visible stall in the middle of a key press.
+    """
 
     CSS_PATH = "app.tcss"
     TITLE = "cockpit"
@@ -119,6 +125,7 @@ class CockpitApp(App[int]):
                             exit_on_error=False)
         for problem in self.theme_errors:
             self.notify(problem, title="Theme not loaded", severity="warning", markup=False)
+        self.call_after_refresh(gc.freeze)
 
     async def _run_session(self) -> None:
         assert self.supervisor is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from cockpit.core import events as ev
@@ -97,6 +98,38 @@ async def test_pause_closes_the_stream_and_resume_continues_the_reply(db: Path) 
     assert tokens == FULL  # token texts concatenate to exactly what the model streamed
     assert [e.type for e in logged if e.agent == "a" and e.type.startswith("agent_")] == [  # type: ignore[attr-defined]
         "agent_started", "agent_paused", "agent_resumed", "agent_finished"]
+
+
+async def test_a_command_sent_as_soon_as_the_last_one_shows_is_not_refused(db: Path) -> None:
+    """The UI shows an event when it is emitted, before its commit: a user who presses pause
+    the moment `resumed` appears (or resume the moment `paused` does) must be obeyed."""
+    scripts = {"m1": ModelScript(tokens=WORDS, delay=0.005)}
+    async with FakeOllama(scripts) as fake:
+        crew = make_crew(fake.url, [{"name": "a"}])
+        async with running(crew, db) as session:
+            supervisor = session.supervisor
+            follow_ups: list[asyncio.Task[None]] = []
+
+            def press_at_once(event: ev.BaseEvent) -> None:  # runs inside `emit`
+                if isinstance(event, ev.AgentPaused) and len(follow_ups) == 0:
+                    follow_ups.append(asyncio.ensure_future(supervisor.resume("a")))
+                elif isinstance(event, ev.AgentResumed) and len(follow_ups) == 1:
+                    follow_ups.append(asyncio.ensure_future(supervisor.pause("a")))
+
+            supervisor.bus.add_sink(press_at_once)
+            await wait_until(lambda: session.state.agents["a"].tokens >= 5, what="5 tokens")
+            await supervisor.pause("a")
+            await wait_until(lambda: len(follow_ups) == 2, what="both follow-up presses")
+            await asyncio.gather(*follow_ups)  # raises CommandError if either was refused
+            assert session.state.agents["a"].status == "paused"
+            await supervisor.resume("a")
+            state = await supervisor.wait()
+            logged = await session.logged()
+
+    assert state.agents["a"].output == FULL
+    assert [e.type for e in logged if e.agent == "a" and e.type.startswith("agent_")] == [  # type: ignore[attr-defined]
+        "agent_started", "agent_paused", "agent_resumed", "agent_paused", "agent_resumed",
+        "agent_finished"]
 
 
 async def test_redirect_keeps_the_partial_and_appends_the_instruction(db: Path) -> None:

@@ -32,6 +32,8 @@ FLASH_SECONDS = 1.5
 PAUSABLE = RUNNING | {AgentStatus.PAUSED}
 STOPPABLE = RUNNING | {AgentStatus.PAUSED, AgentStatus.WAITING}
 RESTARTABLE = frozenset({AgentStatus.FAILED, AgentStatus.STOPPED})
+CHECKED_ACTIONS = ("pause", "redirect", "stop", "restart", "page")
+"""The actions whose keys `check_action` may dim."""
 
 
 class CockpitScreen(Screen[None]):
@@ -78,6 +80,7 @@ class CockpitScreen(Screen[None]):
         self.selected: str | None = crew.agents[0].name
         """The agent keys act on. Set at once by `1`-`9` (focus itself is applied later, so a
         fast `2 r` must not redirect the previous agent) and kept in step with focus."""
+        self._keys_for: tuple[bool | None, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -91,7 +94,8 @@ class CockpitScreen(Screen[None]):
             pane = AgentPane(state, number)
             self.panes[agent.name] = pane
             panes.append((pane, state))
-        yield AgentGrid([pane for pane, _ in panes])
+        self.grid = AgentGrid([pane for pane, _ in panes])
+        yield self.grid
         yield Footer()
         self._initial = panes
 
@@ -124,6 +128,17 @@ class CockpitScreen(Screen[None]):
         if ended:
             self._attention(ended)
         if segments:
+            self._refresh_keys()
+
+    def _refresh_keys(self) -> None:
+        """Re-check the dimmed keys only when one of them changes.
+
+        `refresh_bindings()` makes the footer recompose (dozens of widgets); once per frame it
+        cost more than everything else the TUI does while agents stream.
+        """
+        key = tuple(self.check_action(action, ()) for action in CHECKED_ACTIONS)
+        if key != self._keys_for:
+            self._keys_for = key
             self.refresh_bindings()
 
     def _tick(self) -> None:
@@ -173,19 +188,19 @@ class CockpitScreen(Screen[None]):
             node = node.parent if isinstance(node.parent, Widget) else None
         if isinstance(node, AgentPane) and node.agent_name != self.selected:
             self.selected = node.agent_name
-            self.refresh_bindings()
+            self._refresh_keys()
 
     def action_focus_pane(self, number: int) -> None:
         panes = list(self.panes.values())
         if 1 <= number <= len(panes):
             pane = panes[number - 1]
             self.selected = pane.agent_name
-            self.query_one(AgentGrid).show_pane(pane)
+            self.grid.show_pane(pane)
             pane.focus()
-            self.refresh_bindings()
+            self._refresh_keys()
 
     def action_page(self, step: int) -> None:
-        grid = self.query_one(AgentGrid)
+        grid = self.grid
         grid.show_page(grid.page + step)
         visible = [p for p in grid.panes if not p.has_class("-off-page")]
         if visible:
@@ -205,7 +220,7 @@ class CockpitScreen(Screen[None]):
         if allowed is not None:
             return True if status in allowed else None
         if action == "page":
-            return True if self.query_one(AgentGrid).pages > 1 else None
+            return True if self.grid.pages > 1 else None
         return True
 
     def action_pause(self) -> None:
