@@ -8,6 +8,7 @@ hands over everything that has queued up since its last read in one go.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 
@@ -19,15 +20,32 @@ Sink = Callable[[BaseEvent], None]
 class Subscription:
     """A queue of events for one consumer, drained a batch at a time."""
 
-    def __init__(self, bus: EventBus) -> None:
+    def __init__(self, bus: EventBus, urgent: Callable[[BaseEvent], bool] | None = None) -> None:
         self._bus = bus
         self._items: deque[BaseEvent | None] = deque()  # None marks the end of the stream
         self._ready = asyncio.Event()
+        self._urgent_when = urgent
+        self._urgent = asyncio.Event()
         self.closed = False
 
     def put(self, event: BaseEvent | None) -> None:
         self._items.append(event)
         self._ready.set()
+        if event is None or (self._urgent_when is not None and self._urgent_when(event)):
+            self._urgent.set()
+
+    async def until_any(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds, less if any event (or the end) is queued."""
+        if not self._items and timeout > 0:
+            self._ready.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), timeout)
+
+    async def until_urgent(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds, less if an urgent event (or the end) is queued."""
+        if not self._urgent.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._urgent.wait(), timeout)
 
     async def batch(self) -> list[BaseEvent]:
         """Wait for at least one event, then take all that are queued. [] means the bus closed."""
@@ -44,6 +62,7 @@ class Subscription:
             return []
         items = list(self._items)
         self._items.clear()
+        self._urgent.clear()
         if None in items:
             self.closed = True
             items = items[: items.index(None)]
@@ -69,8 +88,9 @@ class EventBus:
         """A synchronous consumer such as `EventLog.append`; it must not block."""
         self._sinks.append(sink)
 
-    def subscribe(self) -> Subscription:
-        subscription = Subscription(self)
+    def subscribe(self, urgent: Callable[[BaseEvent], bool] | None = None) -> Subscription:
+        """A new consumer. `urgent` marks the events that cut short `until_urgent`."""
+        subscription = Subscription(self, urgent)
         self._subscriptions.append(subscription)
         return subscription
 

@@ -29,7 +29,7 @@ from cockpit.core.describe import intervention
 from cockpit.core.eventlog import EventLog, LogError
 from cockpit.core.state import AgentStatus, SessionState
 from cockpit.core.supervisor import Supervisor
-from cockpit.ui.bridge import Bridge
+from cockpit.ui.bridge import Bridge, urgent
 from cockpit.ui.screens.cockpit import CockpitScreen
 from cockpit.ui.themes import ThemeError, load_theme, load_themes, theme_dirs, watch_themes
 
@@ -112,7 +112,7 @@ class CockpitApp(App[int]):
             return
         self.log_store = log
         bus = EventBus()
-        self.bridge = Bridge(bus.subscribe(), self.apply_events)
+        self.bridge = Bridge(bus.subscribe(urgent), self.apply_events, self.call_after_refresh)
         self.supervisor = Supervisor(self.crew, log, bus, crew_path=self.crew_path,
                                      hosts=self.hosts, clock=self.clock)
         self.run_worker(self.bridge.run(), group="bridge", exclusive=True,
@@ -143,17 +143,23 @@ class CockpitApp(App[int]):
 
     # -- events in -----------------------------------------------------------------------------
 
-    def apply_events(self, events: list[ev.BaseEvent]) -> None:
-        """Fold a frame's events into the view and update the screen once (the bridge calls it)."""
+    def apply_events(self, events: list[ev.BaseEvent], early: bool = False) -> None:
+        """Fold a frame's events into the view and update the screen once (the bridge calls it).
+
+        An early frame redraws only the agents with an urgent event (see `Bridge`).
+        """
         segments: dict[str, list[tuple[str, str]]] = {}
         restarted: set[str] = set()
         ended: list[ev.BaseEvent] = []
+        concerned: set[str] = set()
         view = self.view
         for event in events:
             view.apply(event)
             agent = event.agent
             if agent is None:
                 continue
+            if early and urgent(event):
+                concerned.add(agent)
             parts = segments.setdefault(agent, [])
             if isinstance(event, ev.TokenStreamed):
                 parts.append(("text", event.text))
@@ -168,7 +174,8 @@ class CockpitApp(App[int]):
                 parts.append(("mark", marker))
         with self.batch_update():
             if self.cockpit.ready:
-                self.cockpit.show_events(segments, restarted, ended)
+                self.cockpit.show_events(segments, restarted, ended,
+                                         concerned if early else None)
             self.update_title()
             self.events_applied.publish(events)
 

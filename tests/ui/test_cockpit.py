@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from textual import events
-from textual.widgets import DataTable, Log
+from textual.widgets import DataTable
 
 from cockpit.core import events as ev
 from cockpit.core.eventlog import EventLog
@@ -17,6 +17,7 @@ from cockpit.ui.screens.inspector import InspectorScreen
 from cockpit.ui.screens.modals import ConfirmModal, InputModal
 from cockpit.ui.widgets.agent_grid import MIN_PANE_HEIGHT
 from cockpit.ui.widgets.agent_pane import AgentPane
+from cockpit.ui.widgets.stream_view import StreamView
 from tests.conftest import make_crew, wait_until
 from tests.fake_ollama import FakeOllama, ModelScript
 
@@ -40,7 +41,7 @@ def header(app: CockpitApp, name: str) -> str:
 
 
 def body(app: CockpitApp, name: str) -> str:
-    return "\n".join(pane(app, name).query_one("#body", Log).lines)
+    return "\n".join(pane(app, name).query_one("#body", StreamView).lines)
 
 
 async def logged(db: Path) -> list[ev.BaseEvent]:

@@ -81,6 +81,7 @@ class CockpitScreen(Screen[None]):
         """The agent keys act on. Set at once by `1`-`9` (focus itself is applied later, so a
         fast `2 r` must not redirect the previous agent) and kept in step with focus."""
         self._keys_for: tuple[bool | None, ...] = ()
+        self._held: dict[str, list[tuple[str, str]]] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -113,11 +114,27 @@ class CockpitScreen(Screen[None]):
     # -- from the bridge -----------------------------------------------------------------------
 
     def show_events(self, segments: dict[str, list[tuple[str, str]]], restarted: set[str],
-                    ended: list[ev.BaseEvent]) -> None:
-        """Apply one frame: each agent's new text in order, fresh headers, attention."""
+                    ended: list[ev.BaseEvent], only: set[str] | None = None) -> None:
+        """Apply one frame: each agent's new text in order, fresh headers, attention.
+
+        `only` (an early frame, for an intervention or a status change) limits the redraw to
+        those agents; the others' text waits in `_held` for the next regular frame, so the
+        change a key asked for is drawn without redrawing every busy pane first.
+        """
+        frame: dict[str, list[tuple[str, str]]] = {}
+        for name, parts in segments.items():
+            if only is not None and name not in only:
+                self._held.setdefault(name, []).extend(parts)
+                continue
+            held = self._held.pop(name, [])
+            frame[name] = parts if name in restarted else held + parts
+        if only is None:
+            for name, parts in self._held.items():
+                frame.setdefault(name, parts)
+            self._held = {}
         now = self.app.clock()
         agents = self.app.view.agents
-        for name, parts in segments.items():
+        for name, parts in frame.items():
             pane = self.panes.get(name)
             if pane is None or name not in agents:
                 continue

@@ -2,7 +2,7 @@
 
 The pane shows state; it never changes it. The bridge hands it new text once per frame, and the
 screen hands it the agent's folded state. Model text is untrusted: it is sanitised of control
-sequences and written to a `Log`, which renders plain text, never Rich markup.
+sequences and written to a `StreamView`, which renders plain text, never Rich markup.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
-from textual.widgets import Log, Static
+from textual.widgets import Static
 
 from cockpit.core.state import AgentState, AgentStatus
 from cockpit.core.text import sanitize
+from cockpit.ui.widgets.stream_view import StreamView
 
 BODY_LINES = 2000
 """The in-memory window of a pane; the full reply is always in the log."""
@@ -89,7 +90,7 @@ class AgentPane(Vertical, can_focus=True):
     AgentPane > #thinking { height: auto; max-height: 6; color: $text-muted; display: none; }
     AgentPane.-show-thinking > #thinking { display: block; }
     AgentPane > #body { height: 1fr; }
-    AgentPane > Log { background: $surface; overflow-x: hidden; scrollbar-size-vertical: 1;
+    AgentPane > StreamView { background: $surface; overflow-x: hidden; scrollbar-size-vertical: 1;
                       scrollbar-background: $surface; }
     """
 
@@ -106,14 +107,11 @@ class AgentPane(Vertical, can_focus=True):
         self._window: list[str] = []
         self._window_chars = 0
         self._thinking_column = 0
-        self._status = ""
 
         self.header = Static(classes="agent-pane--header", id="header")
         self.counts = Static(classes="agent-pane--counts", id="counts")
-        self.thinking = Log(id="thinking", max_lines=200)
-        self.body = Log(id="body", max_lines=BODY_LINES)
-        for log in (self.thinking, self.body):
-            log.can_focus = False  # the pane takes focus; tab moves between agents
+        self.thinking = StreamView(200, id="thinking")
+        self.body = StreamView(BODY_LINES, id="body")
 
     def compose(self) -> ComposeResult:
         yield self.header
@@ -128,11 +126,6 @@ class AgentPane(Vertical, can_focus=True):
         status = str(agent.status)
         if self._pending and agent.status not in (AgentStatus.STREAMING, AgentStatus.THINKING):
             self.flush_pending()
-        if status != self._status:
-            if self._status:
-                self.remove_class(f"-{self._status}")
-            self.add_class(f"-{status}")
-            self._status = status
         header = Text(no_wrap=True, overflow="ellipsis")
         header.append(f"{self.number} ", style="dim")
         header.append(agent.name, style="bold")
@@ -140,13 +133,13 @@ class AgentPane(Vertical, can_focus=True):
         header.append(f"{agent.model} @ {agent.host}", style="dim")
         header.append(" · ", style="dim")
         header.append(f" {status} ", style=STATUS_STYLES.get(status, "reverse"))
-        self.header.update(header)
+        self.header.update(header, layout=False)  # one fixed line: no reflow
         counts = format_counts(agent, now)
         if agent.thinking_parts and not self.has_class("-show-thinking"):
             counts += " · thinking hidden (t)"
         if not self.follow:
             counts += " · scrolled (end to follow)"
-        self.counts.update(Text(counts, no_wrap=True))
+        self.counts.update(Text(counts, no_wrap=True), layout=False)
 
     def write_segments(self, segments: list[tuple[str, str]]) -> None:
         """A frame's new content in order: ("text" | "thinking" | "mark", string)."""
@@ -220,7 +213,7 @@ class AgentPane(Vertical, can_focus=True):
             self._window, self._window_chars = [joined], len(joined)
 
     @staticmethod
-    def _width(log: Log) -> int:
+    def _width(log: StreamView) -> int:
         return max(0, log.scrollable_content_region.width - 1)
 
     def on_resize(self) -> None:
