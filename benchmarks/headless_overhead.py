@@ -58,10 +58,11 @@ def crew_file(directory: Path, url: str, agents: int) -> Path:
     return path
 
 
-def start_fake(tokens: int) -> tuple[subprocess.Popen[str], str]:
+def start_fake(tokens: int, delay: float = 0.0) -> tuple[subprocess.Popen[str], str]:
+    """The fake Ollama in its own process; `delay` seconds between chunks (0: full speed)."""
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "fake_ollama.py"), "--tokens", str(tokens),
-         "--models", "m1"],
+         "--models", "m1", "--delay", str(delay)],
         stdout=subprocess.PIPE, text=True, cwd=ROOT,
     )
     assert server.stdout is not None

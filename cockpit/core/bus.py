@@ -8,7 +8,6 @@ hands over everything that has queued up since its last read in one go.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Callable
 
@@ -25,27 +24,47 @@ class Subscription:
         self._items: deque[BaseEvent | None] = deque()  # None marks the end of the stream
         self._ready = asyncio.Event()
         self._urgent_when = urgent
-        self._urgent = asyncio.Event()
+        self._urgent = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._waiter_urgent_only = False
         self.closed = False
 
     def put(self, event: BaseEvent | None) -> None:
         self._items.append(event)
         self._ready.set()
-        if event is None or (self._urgent_when is not None and self._urgent_when(event)):
-            self._urgent.set()
+        urgent = event is None or (self._urgent_when is not None and self._urgent_when(event))
+        self._urgent = self._urgent or urgent
+        if urgent or not self._waiter_urgent_only:
+            self._wake()
 
     async def until_any(self, timeout: float) -> None:
         """Wait up to `timeout` seconds, less if any event (or the end) is queued."""
-        if not self._items and timeout > 0:
-            self._ready.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), timeout)
+        if not self._items:
+            await self._sleep(timeout)
 
     async def until_urgent(self, timeout: float) -> None:
         """Wait up to `timeout` seconds, less if an urgent event (or the end) is queued."""
-        if not self._urgent.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._urgent.wait(), timeout)
+        if not self._urgent:
+            await self._sleep(timeout, urgent_only=True)
+
+    async def _sleep(self, timeout: float, urgent_only: bool = False) -> None:
+        """One future, woken by `put` or a timer: the waiter runs in the very next loop turn
+        (`asyncio.wait_for` on an Event takes two, which shows in a key press's latency)."""
+        if timeout <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        self._waiter_urgent_only = urgent_only
+        timer = loop.call_later(timeout, self._wake)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def batch(self) -> list[BaseEvent]:
         """Wait for at least one event, then take all that are queued. [] means the bus closed."""
@@ -62,7 +81,7 @@ class Subscription:
             return []
         items = list(self._items)
         self._items.clear()
-        self._urgent.clear()
+        self._urgent = False
         if None in items:
             self.closed = True
             items = items[: items.index(None)]

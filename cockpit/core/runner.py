@@ -34,7 +34,7 @@ MAX_BACKOFF = 30.0
 TOKEN_WINDOW = 1 / 30
 """Chunks that arrive within one UI frame of each other become one token event: the log, the
 bus and every view then cost per frame, not per token, when Ollama streams fast."""
-YIELD_EVERY = 0.001
+YIELD_EVERY = 0.0005
 """Seconds of parsing after which a stream yields to the event loop. At full speed httpx hands
 over a whole socket buffer (hundreds of chunks) without suspending; without this, eight agents
 would hold the loop for ~100 ms per turn and a key press would wait behind them."""

@@ -111,7 +111,9 @@ class Supervisor:
         url = self.host_url(host)
         if url not in self._clients:
             timeout = httpx.Timeout(connect=CONNECT_TIMEOUT, read=None, write=30.0, pool=None)
-            self._clients[url] = ollama.AsyncClient(host=url, timeout=timeout)
+            # Plain http needs no CA bundle; loading it cost ~15 ms before the first request.
+            verify = url.startswith("https:")
+            self._clients[url] = ollama.AsyncClient(host=url, timeout=timeout, verify=verify)
         return self._clients[url]
 
     # -- the session ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ When redrawing eight busy panes takes 30 ms on a loaded loop, frames stretch (up
 `SLOWEST_FRAME`) so drawing never takes more than about a quarter of the loop from the streams
 and the keys. Text then arrives in bigger steps; nothing is dropped.
 
-Urgent events (anything but streamed text: a pause, a failure) do not wait for the frame. Such
+Urgent events (anything but streamed text: a pause, a finish) do not wait for the frame. Such
 an early batch is applied at once and marked early, so the app can draw just the agents it
 concerns; the rest of the text follows at the frame that was due anyway.
 """
@@ -33,8 +33,8 @@ STREAMED = (TokenStreamed, ThinkingStreamed)
 
 
 def urgent(event: BaseEvent) -> bool:
-    """Only streamed text waits for the next frame; an intervention or a status change is shown
-    at once, so a key press never waits out a frame."""
+    """Only streamed text waits for the next frame. A status change (a pause, a finish) is
+    drawn at once, for just the agent it concerns."""
     return type(event) not in STREAMED
 
 

@@ -82,6 +82,7 @@ class CockpitScreen(Screen[None]):
         fast `2 r` must not redirect the previous agent) and kept in step with focus."""
         self._keys_for: tuple[bool | None, ...] = ()
         self._held: dict[str, list[tuple[str, str]]] = {}
+        self._composed: dict[str, AgentState] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -94,6 +95,7 @@ class CockpitScreen(Screen[None]):
                 status=AgentStatus.WAITING if agent.after else AgentStatus.QUEUED)
             pane = AgentPane(state, number)
             self.panes[agent.name] = pane
+            self._composed[agent.name] = state
             panes.append((pane, state))
         self.grid = AgentGrid([pane for pane, _ in panes])
         yield self.grid
@@ -107,6 +109,7 @@ class CockpitScreen(Screen[None]):
             pane.append(agent.output if agent.output is not None else agent.partial)
             pane.show_state(agent, now)
         self.ready = True
+        self._keys_for = self._key_states()  # what the footer was composed with
         first = next(iter(self.panes.values()))
         first.focus()
         self.set_interval(1.0, self._tick)
@@ -153,10 +156,13 @@ class CockpitScreen(Screen[None]):
         `refresh_bindings()` makes the footer recompose (dozens of widgets); once per frame it
         cost more than everything else the TUI does while agents stream.
         """
-        key = tuple(self.check_action(action, ()) for action in CHECKED_ACTIONS)
+        key = self._key_states()
         if key != self._keys_for:
             self._keys_for = key
             self.refresh_bindings()
+
+    def _key_states(self) -> tuple[bool | None, ...]:
+        return tuple(self.check_action(action, ()) for action in CHECKED_ACTIONS)
 
     def _tick(self) -> None:
         """Elapsed time moves even when no token arrives."""
@@ -197,7 +203,9 @@ class CockpitScreen(Screen[None]):
 
     @property
     def focused_agent(self) -> AgentState | None:
-        return self.app.view.agents.get(self.selected or "")
+        """The selected agent as the view has it; before the session starts, as composed."""
+        name = self.selected or ""
+        return self.app.view.agents.get(name) or self._composed.get(name)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         node: Widget | None = event.widget
