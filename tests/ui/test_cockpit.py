@@ -168,6 +168,22 @@ async def test_board_edit_is_a_state_set_by_the_person(db: Path) -> None:
     assert [(e.key, e.value, e.by) for e in sets] == [("topic", "new topic", "person")]
 
 
+async def test_keys_that_arrive_in_one_burst_are_applied_in_order(db: Path) -> None:
+    """A terminal may hand over "ctrl+u 0.3 Enter" in one read (tmux send-keys, a paste, a
+    fast typist). Textual would run ctrl+u after the text (textual#6605) and save nothing."""
+    async with FakeOllama({"m1": ModelScript(**HOLD)}) as fake:
+        app = app_for(fake, db, [{"name": "a"}], state={"version": "0.1"})
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(lambda: "version" in app.view.board, what="board loaded")
+            await pilot.press("s", "e")
+            await wait_until(lambda: isinstance(app.screen, InputModal), what="edit modal")
+            for key, character in [("ctrl+u", None), ("0", "0"), ("full_stop", "."),
+                                   ("3", "3"), ("enter", "\r")]:
+                app.post_message(events.Key(key, character))  # all at once, as the driver does
+            await wait_until(lambda: app.view.board["version"].value == "0.3",
+                             what="the edit to come back as an event")
+
+
 async def test_model_output_cannot_inject_markup_or_escapes(db: Path) -> None:
     tokens = ["[bold red]x[/]", " \x1b[2J", "\x1b]0;pwned\x07", " [link=http://e]y[/link]"]
     async with FakeOllama({"m1": ModelScript(tokens=tokens)}) as fake:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -46,6 +47,26 @@ class ConfirmModal(ModalScreen[bool]):
         self.dismiss(answer)
 
 
+class OrderedInput(Input):
+    """An `Input` that applies keys in the order they were typed (textual#6605).
+
+    Textual inserts printable keys in the Input's own handler, but keys with a binding (ctrl+u,
+    backspace, Enter) first bubble up to the app, several message queues later. When a terminal
+    delivers "ctrl+u 0.3 Enter" in one read, the text went in, ctrl+u then erased it, and Enter
+    submitted nothing. Here the Input runs its own bindings as the keys arrive.
+    """
+
+    async def _on_key(self, event: events.Key) -> None:
+        if not event.is_printable:
+            bindings = self._bindings.key_to_bindings.get(event.key, [])
+            if bindings:
+                event.stop()
+                event.prevent_default()
+                await self.run_action(bindings[0].action)
+                return
+        await super()._on_key(event)
+
+
 class InputModal(ModalScreen[str | None]):
     """One line of input; Enter sends, escape cancels."""
 
@@ -66,7 +87,7 @@ class InputModal(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(Text(self.prompt))
-            yield Input(self.value, placeholder=self.placeholder, id="input")
+            yield OrderedInput(self.value, placeholder=self.placeholder, id="input")
             yield Label(Text("enter sends · escape cancels", style="dim"))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -90,8 +90,8 @@ class AgentPane(Vertical, can_focus=True):
     AgentPane > #thinking { height: auto; max-height: 6; color: $text-muted; display: none; }
     AgentPane.-show-thinking > #thinking { display: block; }
     AgentPane > #body { height: 1fr; }
-    AgentPane > StreamView { background: $surface; overflow-x: hidden; scrollbar-size-vertical: 1;
-                      scrollbar-background: $surface; }
+    AgentPane > StreamView { background: $surface; overflow-x: hidden; padding-left: 1;
+                             scrollbar-size-vertical: 1; scrollbar-background: $surface; }
     """
 
     follow: reactive[bool] = reactive(True)
