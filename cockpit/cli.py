@@ -14,16 +14,23 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from importlib import resources
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from cockpit import __version__
-from cockpit.core.config import ConfigError, CrewConfig, load_crew
+from cockpit.core.config import EMBEDDED_HOST, ConfigError, CrewConfig, load_crew
 from cockpit.core.eventlog import EventLog, LogError, SessionRow, default_db_path
 
+if TYPE_CHECKING:
+    from cockpit.embedded.protocol import ServerThread
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PARALLEL = 2
+"""Generations the embedded engine runs at once (the demo runs two agents side by side)."""
 
 
 class UsageError(Exception):
@@ -53,6 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--watch", action=argparse.BooleanOptionalAction, default=True,
                      help="TUI: re-apply theme files as they are edited (default: on)")
     _add_db(run)
+
+    demo = commands.add_parser(
+        "demo", help="run the bundled three-agent crew on the embedded engine (no Ollama needed)")
+    demo.add_argument("--headless", action="store_true",
+                      help="no TUI: progress lines on stderr, exit when every agent has ended")
+    demo.add_argument("--theme", metavar="NAME", help="TUI theme")
+    _add_db(demo)
+
+    engine = commands.add_parser(
+        "engine", help="serve the embedded model over the Ollama API, for any Ollama client")
+    engine.add_argument("--port", type=int, default=0,
+                        help="port on 127.0.0.1 (default: any free port, printed at start)")
+    engine.add_argument("--parallel", type=int, default=PARALLEL, metavar="N",
+                        help=f"requests generated at once; more wait in line (default {PARALLEL})")
 
     check = commands.add_parser("check", help="validate a crew file and summarise it")
     check.add_argument("crew", type=Path, metavar="CREW.toml")
@@ -118,13 +139,67 @@ def summarise_crew(crew: CrewConfig, path: Path) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     crew = load_crew(args.crew)
-    if args.headless:
-        return run_async(run_headless(crew, args.crew, db_path(args)))
-    return run_tui(crew, args.crew, db_path(args), theme=args.theme, watch=args.watch)
+    return run_crew(crew, args.crew, db_path(args), headless=args.headless, theme=args.theme,
+                    watch=args.watch)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    with resources.as_file(resources.files("cockpit") / "examples" / "demo.toml") as path:
+        crew = load_crew(path)
+        return run_crew(crew, path, db_path(args), headless=args.headless, theme=args.theme,
+                        watch=False)
+
+
+def run_crew(crew: CrewConfig, crew_path: Path, db: Path, *, headless: bool,
+             theme: str | None, watch: bool) -> int:
+    """Run a crew headless or in the TUI, with the embedded engine up if the crew uses it."""
+    with contextlib.ExitStack() as stack:
+        hosts = {}
+        if EMBEDDED_HOST in crew.hosts():
+            hosts[EMBEDDED_HOST] = stack.enter_context(start_engine(PARALLEL)).url
+        if headless:
+            return run_async(run_headless(crew, crew_path, db, hosts=hosts))
+        return run_tui(crew, crew_path, db, theme=theme, watch=watch, hosts=hosts)
+
+
+@contextlib.contextmanager
+def start_engine(parallel: int, port: int = 0) -> Iterator[ServerThread]:
+    """The embedded engine, or a UsageError saying how to install it."""
+    try:
+        from cockpit.embedded.llama import EngineUnavailable, embedded_engine
+    except ImportError as error:  # pragma: no cover - the module itself has no extra imports
+        raise UsageError(str(error)) from None
+    try:
+        engine = embedded_engine(parallel, port)
+        server = engine.__enter__()
+    except EngineUnavailable as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(f"cannot start the embedded engine: {error}") from None
+    try:
+        yield server
+    finally:
+        engine.__exit__(None, None, None)
+
+
+def cmd_engine(args: argparse.Namespace) -> int:
+    if args.parallel < 1:
+        raise UsageError("--parallel must be at least 1")
+    with start_engine(args.parallel, args.port) as server:
+        from cockpit.embedded.llama import MODEL_NAME
+
+        print(f"cockpit engine: serving {MODEL_NAME} at {server.url} "
+              f"({args.parallel} at once); Ctrl-C stops it", file=sys.stderr, flush=True)
+        print(f"OLLAMA_HOST={server.url}", flush=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    return EXIT_OK
 
 
 def run_tui(crew: CrewConfig, crew_path: Path, db: Path, *, theme: str | None,
-            watch: bool) -> int:
+            watch: bool, hosts: dict[str, str] | None = None) -> int:
     """Open the cockpit. The app owns the session: it opens the log and closes it on exit."""
     if not sys.__stderr__ or not sys.__stderr__.isatty():  # Textual draws on stderr
         raise UsageError("the TUI needs a terminal; use --headless for pipes and scripts")
@@ -132,7 +207,8 @@ def run_tui(crew: CrewConfig, crew_path: Path, db: Path, *, theme: str | None,
     from cockpit.ui.themes import ThemeError
 
     try:
-        app = make_app(crew, db, crew_path=crew_path.resolve(), theme=theme, watch_themes=watch)
+        app = make_app(crew, db, crew_path=crew_path.resolve(), theme=theme, watch_themes=watch,
+                       hosts=hosts)
     except ThemeError as error:
         raise UsageError(str(error)) from None
     code = app.run()
@@ -159,7 +235,7 @@ def run_async(main: Awaitable[int]) -> int:
 
 
 async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
-                       stream: TextIO | None = None) -> int:
+                       stream: TextIO | None = None, hosts: dict[str, str] | None = None) -> int:
     """Run the crew to its end with progress lines on `stream` (stderr)."""
     from cockpit.core.bus import EventBus
     from cockpit.core.supervisor import Supervisor
@@ -170,7 +246,7 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
         bus = EventBus()
         printer = HeadlessPrinter(bus.subscribe(), out)
         printing = asyncio.create_task(printer.run(), name="cockpit headless printer")
-        supervisor = Supervisor(crew, log, bus, crew_path=crew_path.resolve())
+        supervisor = Supervisor(crew, log, bus, crew_path=crew_path.resolve(), hosts=hosts)
         print(f"cockpit: session {supervisor.session}, log {db}", file=out, flush=True)
         try:
             state = await supervisor.run()
@@ -274,6 +350,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
+    "demo": cmd_demo,
+    "engine": cmd_engine,
     "check": cmd_check,
     "sessions": cmd_sessions,
     "export": cmd_export,

@@ -150,6 +150,10 @@ class CrewConfig(_Strict):
     def host_for(self, agent: AgentConfig) -> str:
         return agent.host or self.host
 
+    def hosts(self) -> set[str]:
+        """Every host some agent talks to ("embedded" among them if any uses the engine)."""
+        return {self.host_for(agent) for agent in self.agents}
+
     def retries_for(self, agent: AgentConfig) -> int:
         return self.retries if agent.retries is None else agent.retries
 
