@@ -76,7 +76,9 @@ class LlamaBackend:
         self.path = path or model_path()
         self.name = name
         self.parallel = parallel
-        self.threads = threads or max(1, (os.cpu_count() or 1) // parallel)
+        # One core stays free for Python (the HTTP server, the client, the cockpit itself):
+        # on 2 cores, one llama.cpp thread per slot beat two (117 against 87 tok/s).
+        self.threads = threads or max(1, ((os.cpu_count() or 1) - 1) // parallel)
         self.context = context
         self._free: deque[Llama] = deque()
         self._made = 0
