@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import json
 import os
 import signal
@@ -24,8 +25,11 @@ from typing import TYPE_CHECKING, TextIO
 from cockpit import __version__
 from cockpit.core.config import EMBEDDED_HOST, ConfigError, CrewConfig, load_crew
 from cockpit.core.eventlog import EventLog, LogError, SessionRow, default_db_path
+from cockpit.core.resume import ResumeError, outcome_of, resumable
 
 if TYPE_CHECKING:
+    from cockpit.core.resume import Resumable
+    from cockpit.core.state import SessionState
     from cockpit.embedded.protocol import ServerThread
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -75,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--parallel", type=int, default=PARALLEL, metavar="N",
                         help=f"requests generated at once; more wait in line (default {PARALLEL})")
 
+    resume = commands.add_parser(
+        "resume", help="continue an interrupted or crashed session where its log ends")
+    resume.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
+    resume.add_argument("--headless", action="store_true",
+                        help="no TUI: progress lines on stderr, exit when every agent has ended")
+    resume.add_argument("--theme", metavar="NAME", help="TUI theme")
+    _add_db(resume)
+
     check = commands.add_parser("check", help="validate a crew file and summarise it")
     check.add_argument("crew", type=Path, metavar="CREW.toml")
     _add_db(check)
@@ -97,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
     try:
         return handler(args)
-    except (ConfigError, LogError, UsageError) as error:
+    except (ConfigError, LogError, UsageError, ResumeError) as error:
         print(f"cockpit: {error}" if not isinstance(error, ConfigError) else str(error),
               file=sys.stderr)
         return EXIT_USAGE
@@ -150,16 +162,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
                         watch=False)
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    from cockpit.core.resume import load_resumable
+
+    async def load() -> Resumable:
+        async with EventLog.open(db_path(args), create=False) as log:
+            return await load_resumable(log, args.session)
+
+    found = asyncio.run(load())
+    return run_crew(found.crew, Path(found.crew_path or "crew.toml"), db_path(args),
+                    headless=args.headless, theme=args.theme, watch=False, resume=found.state)
+
+
 def run_crew(crew: CrewConfig, crew_path: Path, db: Path, *, headless: bool,
-             theme: str | None, watch: bool) -> int:
-    """Run a crew headless or in the TUI, with the embedded engine up if the crew uses it."""
+             theme: str | None, watch: bool, resume: SessionState | None = None) -> int:
+    """Run a crew (or continue `resume`) headless or in the TUI, with the embedded engine up
+    if the crew uses it."""
     with contextlib.ExitStack() as stack:
         hosts = {}
         if EMBEDDED_HOST in crew.hosts():
             hosts[EMBEDDED_HOST] = stack.enter_context(start_engine(PARALLEL)).url
         if headless:
-            return run_async(run_headless(crew, crew_path, db, hosts=hosts))
-        return run_tui(crew, crew_path, db, theme=theme, watch=watch, hosts=hosts)
+            return run_async(run_headless(crew, crew_path, db, hosts=hosts, resume=resume))
+        return run_tui(crew, crew_path, db, theme=theme, watch=watch, hosts=hosts,
+                       resume=resume)
 
 
 @contextlib.contextmanager
@@ -199,7 +225,8 @@ def cmd_engine(args: argparse.Namespace) -> int:
 
 
 def run_tui(crew: CrewConfig, crew_path: Path, db: Path, *, theme: str | None,
-            watch: bool, hosts: dict[str, str] | None = None) -> int:
+            watch: bool, hosts: dict[str, str] | None = None,
+            resume: SessionState | None = None) -> int:
     """Open the cockpit. The app owns the session: it opens the log and closes it on exit."""
     if not sys.__stderr__ or not sys.__stderr__.isatty():  # Textual draws on stderr
         raise UsageError("the TUI needs a terminal; use --headless for pipes and scripts")
@@ -208,7 +235,7 @@ def run_tui(crew: CrewConfig, crew_path: Path, db: Path, *, theme: str | None,
 
     try:
         app = make_app(crew, db, crew_path=crew_path.resolve(), theme=theme, watch_themes=watch,
-                       hosts=hosts)
+                       hosts=hosts, resume=resume)
     except ThemeError as error:
         raise UsageError(str(error)) from None
     code = app.run()
@@ -235,7 +262,8 @@ def run_async(main: Awaitable[int]) -> int:
 
 
 async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
-                       stream: TextIO | None = None, hosts: dict[str, str] | None = None) -> int:
+                       stream: TextIO | None = None, hosts: dict[str, str] | None = None,
+                       resume: SessionState | None = None) -> int:
     """Run the crew to its end with progress lines on `stream` (stderr)."""
     from cockpit.core.bus import EventBus
     from cockpit.core.supervisor import Supervisor
@@ -246,10 +274,14 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
         bus = EventBus()
         printer = HeadlessPrinter(bus.subscribe(), out)
         printing = asyncio.create_task(printer.run(), name="cockpit headless printer")
-        supervisor = Supervisor(crew, log, bus, crew_path=crew_path.resolve(), hosts=hosts)
-        print(f"cockpit: session {supervisor.session}, log {db}", file=out, flush=True)
+        supervisor = Supervisor(crew, log, bus, crew_path=crew_path.resolve(), hosts=hosts,
+                                session=resume.session if resume else None)
+        verb = "resuming session" if resume else "session"
+        print(f"cockpit: {verb} {supervisor.session}, log {db}", file=out, flush=True)
+        if resume is not None:
+            printer.state = copy.deepcopy(resume)  # its lines count from where the log ends
         try:
-            state = await supervisor.run()
+            state = await supervisor.run(resume)
         except asyncio.CancelledError:
             await asyncio.shield(supervisor.shutdown())
             bus.close()
@@ -264,24 +296,6 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
 
 
 # -- sessions and export ------------------------------------------------------------------------
-
-
-def _outcome(row: SessionRow) -> str:
-    if row.outcome:
-        return row.outcome
-    return "running" if row.pid and _pid_alive(row.pid) else "crashed"
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _duration(row: SessionRow) -> str:
@@ -302,8 +316,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             "id": row.id, "crew": row.crew,
             "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.started_at)),
             "started_ts": row.started_at, "duration": _duration(row), "agents": row.agents,
-            "outcome": _outcome(row),
-            "resumable": _outcome(row) in ("interrupted", "crashed"),
+            "outcome": outcome_of(row),
+            "resumable": resumable(row),
         }
         for row in rows
     ]
@@ -351,6 +365,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "demo": cmd_demo,
+    "resume": cmd_resume,
     "engine": cmd_engine,
     "check": cmd_check,
     "sessions": cmd_sessions,

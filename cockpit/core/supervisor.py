@@ -152,10 +152,14 @@ class Supervisor:
         await self.finish("failed" if self._any_unsuccessful() else "finished")
         return self.state
 
-    async def run(self) -> SessionState:
-        """Start, wait for every agent, finish. Always closes the clients."""
+    async def run(self, resume: SessionState | None = None) -> SessionState:
+        """Start (or continue `resume`, a session folded from its log), wait for every agent,
+        finish. Always closes the clients."""
         try:
-            await self.start()
+            if resume is None:
+                await self.start()
+            else:
+                await self.resume_session(resume)
             return await self.wait()
         finally:
             await self.aclose()

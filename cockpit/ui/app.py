@@ -9,6 +9,7 @@ bridge, so the TUI shows exactly what the log records, live or replayed.
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -66,6 +67,7 @@ class CockpitApp(App[int]):
         clock: Callable[[], float] = time.time,
         watch_themes: bool = True,
         theme_directories: list[Path] | None = None,
+        resume: SessionState | None = None,
     ) -> None:
         super().__init__()
         self.crew = crew
@@ -73,7 +75,9 @@ class CockpitApp(App[int]):
         self.crew_path = crew_path
         self.clock = clock
         self.hosts = dict(hosts or {})
-        self.view = SessionState()
+        self.resume = resume
+        """A session folded from its log, to continue (`cockpit resume`); None for a new one."""
+        self.view = copy.deepcopy(resume) if resume is not None else SessionState()
         """The session as the UI has seen it: a fold of every event the bridge delivered."""
         self.events_applied: Signal[list[ev.BaseEvent]] = Signal(self, "events-applied")
         """Published once per frame with the frame's events (inspector, event log view)."""
@@ -114,7 +118,8 @@ class CockpitApp(App[int]):
         bus = EventBus()
         self.bridge = Bridge(bus.subscribe(urgent), self.apply_events, self.call_after_refresh)
         self.supervisor = Supervisor(self.crew, log, bus, crew_path=self.crew_path,
-                                     hosts=self.hosts, clock=self.clock)
+                                     hosts=self.hosts, clock=self.clock,
+                                     session=self.resume.session if self.resume else None)
         self.run_worker(self.bridge.run(), group="bridge", exclusive=True,
                         description="event bus -> UI, one batch per frame", exit_on_error=True)
         self.run_worker(self._run_session(), group="session", exclusive=True,
@@ -129,7 +134,10 @@ class CockpitApp(App[int]):
 
     async def _run_session(self) -> None:
         assert self.supervisor is not None
-        await self.supervisor.start()
+        if self.resume is not None:
+            await self.supervisor.resume_session(self.resume)
+        else:
+            await self.supervisor.start()
         await self.supervisor.wait()
 
     async def on_unmount(self) -> None:

@@ -1,0 +1,78 @@
+"""Rebuilding a session from its log, to continue it (`cockpit resume`) after q, Ctrl-C or a
+crash.
+
+The log is the only input: the crew is the config that `session_started` recorded, and the
+state is the fold of every committed event. A reply cut off mid-way is the sum of its logged
+tokens, so the runner continues exactly that text (REFERENCE.md A.4: a final assistant message
+is continued), and nothing that was logged is generated twice.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pydantic
+
+from cockpit.core.config import CrewConfig
+from cockpit.core.eventlog import EventLog, SessionRow
+from cockpit.core.state import SessionState, fold
+
+
+class ResumeError(Exception):
+    """The session cannot be resumed; the message says why and what to do."""
+
+
+@dataclass
+class Resumable:
+    crew: CrewConfig
+    state: SessionState
+    crew_path: str | None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (ours counts)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def outcome_of(row: SessionRow) -> str:
+    """The logged outcome, else `running` (its process is alive) or `crashed`."""
+    if row.outcome:
+        return row.outcome
+    return "running" if row.pid and pid_alive(row.pid) else "crashed"
+
+
+def resumable(row: SessionRow) -> bool:
+    return outcome_of(row) in ("interrupted", "crashed")
+
+
+async def load_resumable(log: EventLog, ref: str) -> Resumable:
+    """The crew and folded state of session `ref`, or a ResumeError saying why not."""
+    session = await log.resolve(ref)
+    row = next(r for r in await log.sessions() if r.id == session)
+    outcome = outcome_of(row)
+    if outcome == "running" and row.pid != os.getpid():
+        raise ResumeError(f"session {session} is still running in process {row.pid}; "
+                          f"quit it there first (or `kill {row.pid}`), then resume")
+    if outcome in ("finished", "failed"):
+        raise ResumeError(f"session {session} already ended ({outcome}); nothing to resume. "
+                          "`cockpit report` explains it, `cockpit replay` shows it again")
+    state = fold([event async for event in log.iter_events(session)])
+    started = await log.events(session, 0, 1)
+    crew_path = getattr(started[0], "crew_path", None) if started else None
+    try:
+        crew = CrewConfig.model_validate(state.config)
+    except pydantic.ValidationError as error:
+        raise ResumeError(f"session {session}: its logged crew no longer validates "
+                          f"({error.error_count()} errors); it cannot be resumed") from None
+    if state.all_ended:
+        raise ResumeError(f"session {session}: every agent has ended; nothing to resume")
+    return Resumable(crew, state, crew_path)
