@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--parallel", type=int, default=PARALLEL, metavar="N",
                         help=f"requests generated at once; more wait in line (default {PARALLEL})")
 
+    report = commands.add_parser("report", help="the morning report of a session, in Markdown")
+    report.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
+    report.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
+    _add_db(report)
+
     resume = commands.add_parser(
         "resume", help="continue an interrupted or crashed session where its log ends")
     resume.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
@@ -341,6 +346,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     from cockpit.core.export import export_jsonl, export_markdown
 
     writer = export_jsonl if args.format == "jsonl" else export_markdown
+    return write_out(args, writer, "events")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from cockpit.core.report import write_report
+
+    async def report(log: EventLog, session: str, out: TextIO) -> int:
+        return (await write_report(log, session, out)).events
+
+    return write_out(args, report, "events' report")
+
+
+def write_out(args: argparse.Namespace,
+              writer: Callable[[EventLog, str, TextIO], Awaitable[int]], what: str) -> int:
+    """Run `writer` on session `args.session`, to stdout or (atomically) to `args.output`."""
 
     async def export(out: TextIO) -> int:
         async with EventLog.open(db_path(args), create=False) as log:
@@ -358,7 +378,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         tmp.replace(args.output)  # never leave a half-written export under the real name
     finally:
         tmp.unlink(missing_ok=True)
-    print(f"cockpit: wrote {count} events to {args.output}", file=sys.stderr)
+    print(f"cockpit: wrote {count} {what} to {args.output}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -366,6 +386,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "demo": cmd_demo,
     "resume": cmd_resume,
+    "report": cmd_report,
     "engine": cmd_engine,
     "check": cmd_check,
     "sessions": cmd_sessions,

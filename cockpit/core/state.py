@@ -309,7 +309,7 @@ _HANDLERS: dict[str, Callable[..., None]] = {
     "thinking": _thinking,
     "message_completed": _message_completed,
     "agent_paused": _status(AgentStatus.PAUSED, intervention=True),
-    "agent_resumed": _status(AgentStatus.QUEUED),
+    "agent_resumed": _status(AgentStatus.QUEUED, intervention=True),
     "agent_redirected": _redirected,
     "agent_stopped": _stopped,
     "agent_restarted": _status(AgentStatus.QUEUED, intervention=True),

@@ -1,0 +1,120 @@
+"""The morning report: what each agent did, what happened when, and the final board.
+
+Derived from the log alone (one pass, flat memory), so it can be written for any session, even
+one whose process was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TextIO
+
+from cockpit.core import events as ev
+from cockpit.core.describe import intervention
+from cockpit.core.eventlog import EventLog
+from cockpit.core.state import AgentState, SessionState
+from cockpit.core.text import one_line
+
+OUTPUT_LINES = 3
+NOTABLE = (ev.SessionStarted, ev.SessionResumed, ev.SessionFinished, ev.AgentStarted,
+           ev.AgentPaused, ev.AgentResumed, ev.AgentRedirected, ev.AgentStopped,
+           ev.AgentRestarted, ev.Retrying, ev.Stalled, ev.AgentFailed, ev.AgentFinished)
+
+
+def _clock(ts: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts or 0))
+
+
+def _span(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes}:{rest:02d}"
+
+
+def _cell(text: str, width: int = 60) -> str:
+    return one_line(text, width).replace("|", r"\|")
+
+
+def describe(event: ev.BaseEvent) -> str:
+    """One timeline line for a notable event."""
+    if (note := intervention(event)) is not None:
+        return note
+    match event:
+        case ev.SessionStarted():
+            return f"session started: crew {event.crew!r}"
+        case ev.SessionResumed():
+            return f"session resumed (process {event.pid})"
+        case ev.SessionFinished():
+            return f"session {event.outcome}"
+        case ev.AgentStarted():
+            return f"started on {event.model} @ {event.host}"
+        case ev.AgentFinished():
+            return "finished"
+    return event.type  # type: ignore[attr-defined, no-any-return]
+
+
+def _rate(agent: AgentState) -> str:
+    rate = agent.tokens_per_second
+    return f"{rate:.1f}" if rate is not None else "–"
+
+
+async def write_report(log: EventLog, session: str, out: TextIO) -> SessionState:
+    """Write the Markdown report of `session`; returns the folded state it was built from."""
+    state = SessionState()
+    timeline: list[ev.BaseEvent] = []
+    first_start: dict[str, float] = {}
+    async for event in log.iter_events(session):
+        state.apply(event)
+        if isinstance(event, NOTABLE):
+            timeline.append(event)
+        if isinstance(event, ev.AgentStarted) and event.agent:
+            first_start.setdefault(event.agent, event.ts)
+
+    start = state.started_at or 0.0
+    end = state.ended_at or state.last_ts or start
+    out.write(f"# Report: session {session} ({state.crew})\n\n")
+    out.write(f"Started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(start))}, "
+              f"ran {_span(end - start)}; outcome: **{state.outcome or 'not finished'}**. "
+              f"{state.events} events.\n\n")
+
+    out.write("## Agents\n\n| agent | outcome | duration | tokens | tok/s | retries | stalls "
+              "| interventions |\n|---|---|---|---|---|---|---|---|\n")
+    for agent in state.agents.values():
+        began = first_start.get(agent.name)
+        finished = agent.ended_at or (state.last_ts if began is not None else None)
+        duration = _span(finished - began) if began is not None and finished else "–"
+        out.write(f"| {agent.name} | {agent.status} | {duration} | {agent.tokens} | "
+                  f"{_rate(agent)} | {agent.retries} | {agent.stalls} | "
+                  f"{agent.interventions} |\n")
+    for agent in state.agents.values():
+        out.write(f"\n### {agent.name}\n\n")
+        if agent.error:
+            out.write(f"Error: {one_line(agent.error, 300)}\n\n")
+        text = agent.output if agent.output is not None else agent.partial
+        lines = [line for line in text.splitlines() if line.strip()][:OUTPUT_LINES]
+        if not lines:
+            out.write("No output.\n")
+            continue
+        label = "Output" if agent.output is not None else "Output so far (cut off)"
+        out.write(f"{label}, first lines:\n\n")
+        for line in lines:
+            out.write(f"> {one_line(line, 200)}\n")
+
+    out.write("\n## Timeline\n\n| time | +elapsed | agent | event |\n|---|---|---|---|\n")
+    for event in timeline:
+        out.write(f"| {_clock(event.ts)} | {_span(event.ts - start)} | {event.agent or '—'} | "
+                  f"{_cell(describe(event), 120)} |\n")
+
+    out.write("\n## Final board\n\n")
+    if not state.board:
+        out.write("Empty.\n")
+    else:
+        out.write("| key | value | by | version |\n|---|---|---|---|\n")
+        for key, entry in state.board.items():
+            value = entry.value if isinstance(entry.value, str) else json.dumps(entry.value)
+            out.write(f"| `{key}` | {_cell(value)} | {entry.by} | {entry.version} |\n")
+    return state
