@@ -79,6 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--parallel", type=int, default=PARALLEL, metavar="N",
                         help=f"requests generated at once; more wait in line (default {PARALLEL})")
 
+    replay = commands.add_parser(
+        "replay", help="watch a logged session again (the TUI, or --headless for a transcript)")
+    replay.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
+    replay.add_argument("--speed", type=float, default=None, metavar="X",
+                        help="0.25 to 16 times the original pace; --headless also takes 0, "
+                             "as fast as possible (default: 1; headless: 0)")
+    replay.add_argument("--headless", action="store_true",
+                        help="print the transcript to stdout instead of opening the TUI")
+    replay.add_argument("--theme", metavar="NAME", help="TUI theme")
+    _add_db(replay)
+
     report = commands.add_parser("report", help="the morning report of a session, in Markdown")
     report.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
     report.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
@@ -349,6 +360,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     return write_out(args, writer, "events")
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    speed = args.speed if args.speed is not None else (0.0 if args.headless else 1.0)
+    if speed < 0 or (not args.headless and not 0.25 <= speed <= 16):
+        raise UsageError("--speed must be between 0.25 and 16 (or 0 with --headless)")
+    if args.headless:
+        from cockpit.core.replay import write_transcript
+
+        async def transcript(log: EventLog, session: str, out: TextIO) -> int:
+            return await write_transcript(log, session, out, speed)
+
+        args.output = None
+        return write_out(args, transcript, "events")
+    if not sys.__stderr__ or not sys.__stderr__.isatty():
+        raise UsageError("the TUI needs a terminal; use --headless for a transcript")
+    from cockpit.ui.replay_app import ReplayApp
+
+    app = ReplayApp(db_path(args), args.session, speed=speed, theme=args.theme)
+    code = app.run()
+    return code if code is not None else EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from cockpit.core.report import write_report
 
@@ -387,6 +419,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo,
     "resume": cmd_resume,
     "report": cmd_report,
+    "replay": cmd_replay,
     "engine": cmd_engine,
     "check": cmd_check,
     "sessions": cmd_sessions,

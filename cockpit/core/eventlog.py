@@ -276,6 +276,11 @@ class EventLog:
 
     # -- reading -----------------------------------------------------------------------------
 
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        """For readers with their own queries (replay); writes go through `append` only."""
+        return self._db
+
     async def sessions(self) -> list[SessionRow]:
         """Every session, oldest first, with the time of its last event."""
         query = (
