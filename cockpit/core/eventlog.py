@@ -115,21 +115,27 @@ class EventLog:
         self._urgent = asyncio.Event()
         self._failure: LogError | None = None
         self._writer: asyncio.Task[None] | None = None
+        self.readonly = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, path: Path | str, *, create: bool = True) -> AsyncIterator[EventLog]:
-        """Open (creating if allowed) the log, start its writer, and always close it."""
-        log = await cls._connect(Path(path), create=create)
+    async def open(cls, path: Path | str, *, create: bool = True,
+                   readonly: bool = False) -> AsyncIterator[EventLog]:
+        """Open (creating if allowed) the log, start its writer, and always close it.
+
+        `readonly` (replay, reports) opens SQLite in read-only mode with no writer: nothing
+        can be written, whatever the caller does.
+        """
+        log = await cls._connect(Path(path), create=create and not readonly, readonly=readonly)
         try:
             yield log
         finally:
             await log.close()
 
     @classmethod
-    async def _connect(cls, path: Path, *, create: bool) -> EventLog:
+    async def _connect(cls, path: Path, *, create: bool, readonly: bool = False) -> EventLog:
         path = path.expanduser()
         if not path.exists():
             if not create:
@@ -140,16 +146,20 @@ class EventLog:
             except OSError as error:
                 raise LogError(f"{path}: cannot create the event log: {error}") from None
         try:
-            connection = await aiosqlite.connect(path)
+            connection = await (aiosqlite.connect(f"file:{path}?mode=ro", uri=True) if readonly
+                                else aiosqlite.connect(path))
         except sqlite3.Error as error:
             raise LogError(f"{path}: cannot open the event log: {error}") from None
         log = cls(path, connection)
+        log.readonly = readonly
         try:
             await log._prepare()
         except BaseException:
             await connection.close()
             raise
-        log._writer = asyncio.create_task(log._write_loop(), name=f"eventlog-writer {path.name}")
+        if not readonly:
+            log._writer = asyncio.create_task(log._write_loop(),
+                                              name=f"eventlog-writer {path.name}")
         return log
 
     async def _prepare(self) -> None:
@@ -163,6 +173,10 @@ class EventLog:
                     f"{self.path}: written by a newer cockpit (schema {version}, this one "
                     f"reads {SCHEMA_VERSION}); upgrade cockpit"
                 )
+            if self.readonly:
+                if version == 0:
+                    raise LogError(f"{self.path}: not a cockpit event log")
+                return
             await self._db.execute("PRAGMA journal_mode = WAL")
             await self._db.execute("PRAGMA synchronous = NORMAL")
             if version == 0:
@@ -193,6 +207,8 @@ class EventLog:
         """Queue an event for the next batch. Raises LogError if the writer has failed."""
         if self._failure is not None:
             raise self._failure
+        if self.readonly:
+            raise LogError(f"{self.path}: opened read-only; nothing can be written")
         self._pending.append(event)
         self._has_items.set()
         if len(self._pending) >= FLUSH_EVENTS:

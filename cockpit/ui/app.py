@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -108,7 +109,7 @@ class CockpitApp(App[int]):
         self.cockpit = CockpitScreen(self.crew)
         return self.cockpit
 
-    async def on_mount(self) -> None:
+    async def on_mount(self, event: events.Mount) -> None:
         try:
             log = await self._stack.enter_async_context(EventLog.open(self.db))
         except LogError as error:
@@ -140,7 +141,7 @@ class CockpitApp(App[int]):
             await self.supervisor.start()
         await self.supervisor.wait()
 
-    async def on_unmount(self) -> None:
+    async def on_unmount(self, event: events.Unmount) -> None:
         """Cut running agents off where they are, log it, and close the log."""
         self.cockpit.ready = False  # the panes are going away; the view still folds
         try:

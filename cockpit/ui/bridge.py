@@ -54,6 +54,12 @@ class Bridge:
         """The current frame length, in seconds."""
         self.frames = 0
         """Batches applied so far (tests and the benchmark read it)."""
+        self._generation = 0
+
+    def discard(self) -> None:
+        """Drop everything not yet applied (a replay seek replaces the state wholesale)."""
+        self._generation += 1
+        self.subscription.take()
 
     async def run(self) -> None:
         """Until the bus closes."""
@@ -68,10 +74,14 @@ class Bridge:
                 batch = subscription.take()
             elif not (batch := await subscription.batch()):
                 return
+            generation = self._generation
             wait = next_frame - loop.time()
             if wait > 0 and not any(urgent(e) for e in batch):
                 await subscription.until_urgent(wait)
-                batch += subscription.take()
+                if generation != self._generation:  # a seek: only what came after it counts
+                    batch = subscription.take()
+                else:
+                    batch += subscription.take()
             started = loop.time()
             owed = started < next_frame
             self.apply(batch, owed)

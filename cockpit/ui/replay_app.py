@@ -1,0 +1,218 @@
+"""`cockpit replay`: the same cockpit, fed from the log instead of a supervisor.
+
+The player (`core/replay.py`) publishes logged events on a bus with their original timing,
+and the usual bridge shows them, so a replay looks exactly like the live run. A seek rebuilds
+the state at the target from snapshots and the reducer and redraws the panes from it; the
+inspector then shows the board as it was at the cursor. Nothing is written to the log.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from cockpit.core.bus import EventBus
+from cockpit.core.config import CrewConfig
+from cockpit.core.eventlog import EventLog, LogError
+from cockpit.core.replay import Player, Timeline
+from cockpit.core.state import SessionState
+from cockpit.ui.app import CockpitApp
+from cockpit.ui.bridge import Bridge, urgent
+from cockpit.ui.screens.cockpit import CockpitScreen
+
+SEEK_STEP = 5.0
+MARKS = {"intervention": ("▲", "yellow"), "retry": ("↻", "dark_orange"),
+         "failure": ("✖", "red"), "finish": ("✔", "steel_blue1")}
+
+
+def logged_crew(db: Path, ref: str) -> tuple[str, CrewConfig]:
+    """The session id and the crew its `session_started` recorded (read-only, stdlib sqlite3,
+    so the app can compose its panes before its event loop starts)."""
+    if not db.exists():
+        raise LogError(f"{db}: no event log here")
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        query = ("SELECT id FROM sessions ORDER BY started_at DESC, id DESC LIMIT 1"
+                 if ref == "last" else "SELECT id FROM sessions WHERE id = ? OR id LIKE ?")
+        args: tuple[str, ...] = () if ref == "last" else (ref, ref + "%")
+        ids = [row[0] for row in connection.execute(query, args).fetchall()]
+        if len(ids) != 1 and ref not in ids:
+            raise LogError(f"{db}: " + ("no session matches " if not ids else
+                                        "several sessions match ") + repr(ref))
+        session = ref if ref in ids else ids[0]
+        row = connection.execute("SELECT data FROM events WHERE session = ? AND "
+                                 "type = 'session_started' ORDER BY id LIMIT 1",
+                                 (session,)).fetchone()
+    if row is None:
+        raise LogError(f"{db}: session {session} has no start event")
+    return session, CrewConfig.model_validate(json.loads(row[0])["config"])
+
+
+class TimelineBar(Static):
+    """Where the replay is: a bar with the play head, markers, elapsed and total time."""
+
+    DEFAULT_CSS = """
+    TimelineBar { height: 2; padding: 0 1; background: $boost; }
+    """
+
+    def __init__(self, timeline: Timeline) -> None:
+        super().__init__(id="timeline")
+        self.timeline = timeline
+        self.position = timeline.start
+        self.state_text = ""
+
+    def show(self, position: float, state_text: str) -> None:
+        self.position, self.state_text = position, state_text
+        self.update(self.render_bar())
+
+    def render_bar(self) -> Text:
+        width = max(10, self.size.width - 2 if self.size.width else 100)
+        span = max(1e-9, self.timeline.end - self.timeline.start)
+
+        def column(ts: float) -> int:
+            return min(width - 1, int((ts - self.timeline.start) / span * (width - 1)))
+
+        head = column(self.position)
+        cells: list[tuple[str, str]] = [("━" if i < head else "─", "") for i in range(width)]
+        for marker in self.timeline.markers:
+            glyph, colour = MARKS[marker.kind]
+            cells[column(marker.ts)] = (glyph, colour)
+        cells[head] = ("●", "bold")
+        text = Text(no_wrap=True)
+        for glyph, style in cells:
+            text.append(glyph, style=style)
+        elapsed = self.position - self.timeline.start
+        text.append(f"\n{self.state_text}  {_clock(elapsed)} / {_clock(span)}  "
+                    "▲ intervention  ↻ retry/stall  ✖ failure  ✔ finish", style="dim")
+        return text
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(0.0, seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class ReplayScreen(CockpitScreen):
+    """The cockpit's panes, with transport keys instead of interventions."""
+
+    BINDINGS = [
+        Binding("space", "play_pause", "Play/pause", id="replay.toggle"),
+        Binding("plus,equals_sign", "speed(1)", "Faster", id="replay.faster"),
+        Binding("minus", "speed(-1)", "Slower", id="replay.slower"),
+        Binding("left", "seek(-5)", "-5 s", id="replay.back"),
+        Binding("right", "seek(5)", "+5 s", id="replay.forward"),
+        Binding("home", "jump(0)", "Start", id="replay.start"),
+        Binding("end", "jump(1)", "End", id="replay.end"),
+        Binding("full_stop", "step", "Step", id="replay.step"),
+    ]
+    INTERVENTIONS = {"pause", "pause_all", "redirect", "stop", "restart", "follow"}
+
+    app: ReplayApp
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.INTERVENTIONS:
+            return False  # a replay changes nothing
+        return super().check_action(action, parameters)
+
+    def action_play_pause(self) -> None:
+        self.app.player.toggle()
+        self.app.refresh_bar()
+
+    def action_speed(self, step: int) -> None:
+        speed = self.app.player.faster(step)
+        self.notify(f"{speed:g}×", timeout=1)
+        self.app.refresh_bar()
+
+    async def action_seek(self, seconds: float) -> None:
+        player = self.app.player
+        await player.seek(player.position + seconds)
+
+    async def action_jump(self, where: int) -> None:
+        player = self.app.player
+        await player.seek_index(len(player.timeline) if where else 0)
+
+    async def action_step(self) -> None:
+        await self.app.player.step()
+        self.app.refresh_bar()
+
+
+class ReplayApp(CockpitApp):
+    """Replays session `ref` of the log at `db`, read-only."""
+
+    def __init__(self, db: Path, ref: str, *, speed: float = 1.0, theme: str | None = None,
+                 **options: Any) -> None:
+        session, crew = logged_crew(db, ref)
+        super().__init__(crew, db, theme=theme, watch_themes=False, **options)
+        self.session = session
+        self.speed = speed
+        self.sub_title = "replay"
+
+    def get_default_screen(self) -> Screen[Any]:
+        self.cockpit = ReplayScreen(self.crew)
+        return self.cockpit
+
+    async def on_mount(self, event: events.Mount) -> None:
+        event.prevent_default()  # not CockpitApp.on_mount: that would start a live session
+        try:
+            log = await self._stack.enter_async_context(EventLog.open(self.db, readonly=True))
+            self.timeline = await Timeline.load(log, self.session)
+        except LogError as error:
+            self.exit(2, return_code=2, message=f"cockpit: {error}")
+            return
+        self.log_store = log
+        bus = EventBus()
+        self.bridge = Bridge(bus.subscribe(urgent), self.apply_events, self.call_after_refresh)
+        self.player = Player(self.timeline, bus, self.show_state_at)
+        self.player.set_speed(self.speed)
+        self.clock = lambda: self.player.position  # panes count elapsed time in session time
+        self.bar = TimelineBar(self.timeline)
+        await self.cockpit.mount(self.bar, before=self.cockpit.query_one(Footer))
+        self.run_worker(self.bridge.run(), group="bridge", exclusive=True,
+                        description="replayed events -> UI", exit_on_error=True)
+        self.run_worker(self.player.run(), group="player", exclusive=True,
+                        description="replay player", exit_on_error=True)
+        self.set_interval(0.1, self.refresh_bar)
+
+    async def on_unmount(self, event: events.Unmount) -> None:
+        event.prevent_default()  # no supervisor to shut down
+        self.cockpit.ready = False
+        await self._stack.aclose()
+
+    def refresh_bar(self) -> None:
+        player = self.player
+        state = ("▶" if player.playing else "⏸") + f" {player.speed:g}×"
+        if player.cursor >= len(player.timeline):
+            state = "■ end"
+        self.bar.show(player.position, f"{state}  event {player.cursor}/{len(player.timeline)}")
+
+    def show_state_at(self, state: SessionState, index: int) -> None:
+        """A seek: the view becomes the state at the cursor, and every pane is redrawn."""
+        assert self.bridge is not None
+        self.bridge.discard()
+        self.view = state
+        now = state.last_ts or self.timeline.start
+        with self.batch_update():
+            for name, pane in self.cockpit.panes.items():
+                pane.restart()
+                agent = state.agents.get(name)
+                if agent is None:
+                    continue
+                pane.append(agent.output if agent.output is not None else agent.partial)
+                pane.show_state(agent, now)
+            self.update_title()
+            self.events_applied.publish([])
+        self.refresh_bar()
+
+    async def action_quit_cockpit(self) -> None:
+        self.exit(0)  # nothing runs and nothing is written: no need to ask
+
+    def update_title(self) -> None:
+        super().update_title()
+        self.title = f"cockpit replay · {self.crew.name} · {self.session}"

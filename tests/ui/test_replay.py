@@ -1,0 +1,101 @@
+"""`cockpit replay` under Pilot: the replayed state equals the live one, the transport keys
+work, the inspector shows the board at the cursor, and the log is never written."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from cockpit.core.state import SessionState
+from cockpit.ui.replay_app import ReplayApp
+from cockpit.ui.screens.inspector import InspectorScreen
+from tests.conftest import make_crew, running, wait_until
+from tests.fake_ollama import FakeOllama, ModelScript
+
+WORDS = [f"w{i} " for i in range(80)]
+SIZE = (160, 48)
+
+
+async def record(db: Path) -> SessionState:
+    """A live session with a pause, a redirect and a board edit; returns its final state."""
+    scripts = {"m1": ModelScript(tokens=WORDS, delay=0.003)}
+    async with FakeOllama(scripts) as fake:
+        crew = make_crew(fake.url, [{"name": "a"}, {"name": "b"}, {"name": "c", "after": ["a"]}],
+                         state={"topic": "old"})
+        async with running(crew, db) as session:
+            await wait_until(lambda: session.state.agents["a"].tokens >= 10, what="a streaming")
+            await session.supervisor.pause("a")
+            await session.supervisor.set_state("topic", "new")
+            await session.supervisor.resume("a")
+            await wait_until(lambda: session.state.agents["b"].tokens >= 10, what="b streaming")
+            await session.supervisor.redirect("b", "Shorter, please.")
+            return await session.supervisor.wait()
+
+
+def log_rows(db: Path) -> tuple[int, int]:
+    with sqlite3.connect(db) as connection:
+        return (connection.execute("SELECT count(*) FROM events").fetchone()[0],
+                connection.execute("SELECT count(*) FROM sessions").fetchone()[0])
+
+
+def summary(state: SessionState) -> dict[str, object]:
+    return {
+        "agents": {name: (str(a.status), a.tokens, a.output, a.retries, a.interventions,
+                          a.messages) for name, a in state.agents.items()},
+        "board": {key: (e.value, e.by, e.version) for key, e in state.board.items()},
+        "outcome": state.outcome,
+    }
+
+
+async def test_replay_builds_the_same_state_as_the_live_run_and_writes_nothing(
+        db: Path) -> None:
+    live = await record(db)
+    before = log_rows(db)
+    app = ReplayApp(db, "last", speed=16)
+    async with app.run_test(size=SIZE):
+        await wait_until(lambda: hasattr(app, "player")
+                         and app.player.cursor == len(app.timeline), 30, "the replay's end")
+        await wait_until(lambda: app.view.outcome == "finished", what="the last frame")
+        assert summary(app.view) == summary(live)
+        assert "finished" in str(app.cockpit.panes["c"].header.render())
+    assert log_rows(db) == before  # not one event, not one session more
+
+
+async def test_transport_keys_and_the_board_at_the_cursor(db: Path) -> None:
+    await record(db)
+    app = ReplayApp(db, "last", speed=1)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(lambda: hasattr(app, "player"), what="the timeline")
+        player = app.player
+        await pilot.press("space")
+        assert not player.playing
+        await pilot.press("plus", "plus")
+        assert player.speed == 4.0
+        await pilot.press("minus")
+        assert player.speed == 2.0
+        await pilot.press("end")
+        await wait_until(lambda: player.cursor == len(app.timeline), what="the end")
+        assert app.view.board["topic"].value == "new"
+        assert all(str(a.status) == "finished" for a in app.view.agents.values())
+
+        await pilot.press("home")
+        await wait_until(lambda: player.cursor == 0, what="the start")
+        assert app.view.agents == {} and app.cockpit.panes["a"].body.lines in ([], [""])
+
+        await pilot.press("full_stop")
+        await wait_until(lambda: player.cursor == 1 and app.view.crew != "", what="one step")
+        assert app.view.board["topic"].value == "old"  # session_started: the initial board
+
+        edit = next(i for i, m in enumerate(app.timeline.markers) if m.kind == "intervention")
+        pause_ts = app.timeline.markers[edit].ts
+        await player.seek(pause_ts)  # the pause, before the board edit
+        await pilot.press("s")
+        assert isinstance(app.screen, InspectorScreen)
+        await pilot.pause()
+        assert app.view.board["topic"].value == "old"
+        assert str(app.view.agents["a"].status) == "paused"
+        await pilot.press("escape", "right")  # +5 s: past everything this short session did
+        await wait_until(lambda: app.view.board["topic"].value == "new", what="the edit")
+        await pilot.press("left")
+        await wait_until(lambda: player.cursor < len(app.timeline), what="seeking back")
+        assert not player.playing  # seeking keeps the transport state
