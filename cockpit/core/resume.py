@@ -31,7 +31,8 @@ class Resumable:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (ours counts)."""
+    """Whether a process with this id is running (ours counts). A zombie, killed but not yet
+    reaped by its parent, is not: right after `kill -9` it still answers signal 0."""
     if pid == os.getpid():
         return True
     try:
@@ -40,7 +41,11 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): signal 0 is all we know
 
 
 def outcome_of(row: SessionRow) -> str:
