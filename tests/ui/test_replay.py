@@ -99,3 +99,31 @@ async def test_transport_keys_and_the_board_at_the_cursor(db: Path) -> None:
         await pilot.press("left")
         await wait_until(lambda: player.cursor < len(app.timeline), what="seeking back")
         assert not player.playing  # seeking keeps the transport state
+
+
+async def test_resume_in_the_tui_continues_the_reply_on_screen(db: Path) -> None:
+    from cockpit.core.eventlog import EventLog
+    from cockpit.core.resume import load_resumable
+    from cockpit.ui.app import make_app
+
+    scripts = {"m1": ModelScript(tokens=WORDS, delay=0.003)}
+    async with FakeOllama(scripts) as fake:
+        crew = make_crew(fake.url, [{"name": "a"}])
+        async with running(crew, db) as session:  # leaving it = quitting: interrupted
+            await wait_until(lambda: session.state.agents["a"].tokens >= 10, what="a streaming")
+        async with EventLog.open(db, create=False) as log:
+            found = await load_resumable(log, "last")
+        partial = found.state.agents["a"].partial
+        assert partial and found.state.outcome == "interrupted"
+        app = make_app(found.crew, db, watch_themes=False, resume=found.state)
+        async with app.run_test(size=SIZE) as pilot:
+            # The pane shows the logged partial at once, before any new token.
+            assert " ".join(app.cockpit.panes["a"].body.lines).startswith(partial.strip()[:20])
+            await wait_until(lambda: str(app.view.agents["a"].status) == "finished",
+                             what="the resumed agent to finish")
+            await pilot.pause()
+            shown = " ".join(" ".join(app.cockpit.panes["a"].body.lines).split())
+            assert shown == " ".join("".join(WORDS).split())  # nothing lost or repeated
+        async with EventLog.open(db, create=False) as log:
+            types = [e.type async for e in log.iter_events(found.state.session)]  # type: ignore[attr-defined]
+    assert types.count("session_resumed") == 1 and types[-1] == "session_finished"
