@@ -1,5 +1,6 @@
-"""One sentence for an event that interrupts a reply, shared by every view that shows it
-(the TUI's pane markers and the Markdown export), so they never word it differently."""
+"""One sentence per event, shared by every view that shows it (the TUI's pane markers, the
+Markdown export, the report's timeline, the replay transcript), so they never word it
+differently."""
 
 from __future__ import annotations
 
@@ -20,3 +21,21 @@ def intervention(event: ev.BaseEvent) -> str | None:
         case ev.AgentFailed():
             return f"failed: {event.error}"
     return None
+
+
+def describe(event: ev.BaseEvent) -> str:
+    """One line for any event worth a line: an interruption, a start, an end."""
+    if (note := intervention(event)) is not None:
+        return note
+    match event:
+        case ev.SessionStarted():
+            return f"session started: crew {event.crew!r}"
+        case ev.SessionResumed():
+            return f"session resumed (process {event.pid})"
+        case ev.SessionFinished():
+            return f"session {event.outcome}"
+        case ev.AgentStarted():
+            return f"started on {event.model} @ {event.host}"
+        case ev.AgentFinished():
+            return "finished"
+    return event.type  # type: ignore[attr-defined, no-any-return]

@@ -25,6 +25,7 @@ import aiosqlite
 
 from cockpit.core import events as ev
 from cockpit.core.bus import EventBus
+from cockpit.core.describe import describe
 from cockpit.core.eventlog import EventLog
 from cockpit.core.state import SessionState
 from cockpit.core.text import one_line, sanitize
@@ -255,8 +256,6 @@ async def write_transcript(log: EventLog, session: str, out: TextIO, speed: floa
     The hot path reads raw rows and decodes only the token's JSON: this is what lets a
     million-event session print in seconds.
     """
-    from cockpit.core.report import describe
-
     speaker: str | None = None
     first: float | None = None
     began = time.monotonic()

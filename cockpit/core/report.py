@@ -11,7 +11,7 @@ import time
 from typing import TextIO
 
 from cockpit.core import events as ev
-from cockpit.core.describe import intervention
+from cockpit.core.describe import describe
 from cockpit.core.eventlog import EventLog
 from cockpit.core.state import AgentState, SessionState
 from cockpit.core.text import one_line
@@ -37,24 +37,6 @@ def _span(seconds: float) -> str:
 
 def _cell(text: str, width: int = 60) -> str:
     return one_line(text, width).replace("|", r"\|")
-
-
-def describe(event: ev.BaseEvent) -> str:
-    """One timeline line for a notable event."""
-    if (note := intervention(event)) is not None:
-        return note
-    match event:
-        case ev.SessionStarted():
-            return f"session started: crew {event.crew!r}"
-        case ev.SessionResumed():
-            return f"session resumed (process {event.pid})"
-        case ev.SessionFinished():
-            return f"session {event.outcome}"
-        case ev.AgentStarted():
-            return f"started on {event.model} @ {event.host}"
-        case ev.AgentFinished():
-            return "finished"
-    return event.type  # type: ignore[attr-defined, no-any-return]
 
 
 def _rate(agent: AgentState) -> str:

@@ -109,19 +109,30 @@ class CockpitApp(App[int]):
         self.cockpit = CockpitScreen(self.crew)
         return self.cockpit
 
-    async def on_mount(self, event: events.Mount) -> None:
+    async def attach_log(self, *, readonly: bool = False,
+                         ) -> tuple[EventLog, EventBus, Bridge] | None:
+        """Open the log for the app's lifetime and the bus the bridge drains; on a log error,
+        exit 2 with the message (and return None)."""
         try:
-            log = await self._stack.enter_async_context(EventLog.open(self.db))
+            log = await self._stack.enter_async_context(EventLog.open(self.db,
+                                                                      readonly=readonly))
         except LogError as error:
             self.exit(2, return_code=2, message=f"cockpit: {error}")
-            return
+            return None
         self.log_store = log
         bus = EventBus()
-        self.bridge = Bridge(bus.subscribe(urgent), self.apply_events, self.call_after_refresh)
+        self.bridge = bridge = Bridge(bus.subscribe(urgent), self.apply_events,
+                                      self.call_after_refresh)
+        return log, bus, bridge
+
+    async def on_mount(self, event: events.Mount) -> None:
+        if (attached := await self.attach_log()) is None:
+            return
+        log, bus, bridge = attached
         self.supervisor = Supervisor(self.crew, log, bus, crew_path=self.crew_path,
                                      hosts=self.hosts, clock=self.clock,
                                      session=self.resume.session if self.resume else None)
-        self.run_worker(self.bridge.run(), group="bridge", exclusive=True,
+        self.run_worker(bridge.run(), group="bridge", exclusive=True,
                         description="event bus -> UI, one batch per frame", exit_on_error=True)
         self.run_worker(self._run_session(), group="session", exclusive=True,
                         description="the supervisor's session", exit_on_error=False)

@@ -19,13 +19,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from cockpit.core.bus import EventBus
 from cockpit.core.config import CrewConfig
-from cockpit.core.eventlog import EventLog, LogError
+from cockpit.core.eventlog import LogError
 from cockpit.core.replay import Player, Timeline
 from cockpit.core.state import SessionState
 from cockpit.ui.app import CockpitApp
-from cockpit.ui.bridge import Bridge, urgent
 from cockpit.ui.screens.cockpit import CockpitScreen
 
 SEEK_STEP = 5.0
@@ -160,21 +158,16 @@ class ReplayApp(CockpitApp):
 
     async def on_mount(self, event: events.Mount) -> None:
         event.prevent_default()  # not CockpitApp.on_mount: that would start a live session
-        try:
-            log = await self._stack.enter_async_context(EventLog.open(self.db, readonly=True))
-            self.timeline = await Timeline.load(log, self.session)
-        except LogError as error:
-            self.exit(2, return_code=2, message=f"cockpit: {error}")
+        if (attached := await self.attach_log(readonly=True)) is None:
             return
-        self.log_store = log
-        bus = EventBus()
-        self.bridge = Bridge(bus.subscribe(urgent), self.apply_events, self.call_after_refresh)
+        log, bus, bridge = attached
+        self.timeline = await Timeline.load(log, self.session)
         self.player = Player(self.timeline, bus, self.show_state_at)
         self.player.set_speed(self.speed)
         self.clock = lambda: self.player.position  # panes count elapsed time in session time
         self.bar = TimelineBar(self.timeline)
         await self.cockpit.mount(self.bar, before=self.cockpit.query_one(Footer))
-        self.run_worker(self.bridge.run(), group="bridge", exclusive=True,
+        self.run_worker(bridge.run(), group="bridge", exclusive=True,
                         description="replayed events -> UI", exit_on_error=True)
         self.run_worker(self.player.run(), group="player", exclusive=True,
                         description="replay player", exit_on_error=True)
