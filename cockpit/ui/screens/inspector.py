@@ -215,7 +215,8 @@ class InspectorScreen(Screen[None]):
                 continue
             if not response.models:
                 rows.append((host, "no model loaded", "", ""))
-            for model in response.models:
+            # By name: Ollama lists by expiry, which reorders the rows at every refresh.
+            for model in sorted(response.models, key=lambda m: str(m.model or m.name)):
                 vram = f"{(model.size_vram or 0) / 2**30:.1f} GiB"
                 expires = expires_in(model.expires_at)
                 rows.append((host, str(model.model or model.name), vram, expires))
