@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pydantic
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
@@ -50,7 +51,11 @@ def logged_crew(db: Path, ref: str) -> tuple[str, CrewConfig]:
                                  (session,)).fetchone()
     if row is None:
         raise LogError(f"{db}: session {session} has no start event")
-    return session, CrewConfig.model_validate(json.loads(row[0])["config"])
+    try:
+        return session, CrewConfig.model_validate(json.loads(row[0])["config"])
+    except (pydantic.ValidationError, ValueError, KeyError) as error:
+        raise LogError(f"{db}: session {session}: its logged crew cannot be read "
+                       f"({type(error).__name__})") from None
 
 
 class TimelineBar(Static):
@@ -114,29 +119,38 @@ class ReplayScreen(CockpitScreen):
 
     app: ReplayApp
 
+    TRANSPORT = {"play_pause", "speed", "seek", "jump", "step"}
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.INTERVENTIONS:
             return False  # a replay changes nothing
+        if action in self.TRANSPORT and self.app.player is None:
+            return None  # still indexing the log
         return super().check_action(action, parameters)
 
     def action_play_pause(self) -> None:
+        assert self.app.player is not None
         self.app.player.toggle()
         self.app.refresh_bar()
 
     def action_speed(self, step: int) -> None:
+        assert self.app.player is not None
         speed = self.app.player.faster(step)
         self.notify(f"{speed:g}×", timeout=1)
         self.app.refresh_bar()
 
     async def action_seek(self, seconds: float) -> None:
         player = self.app.player
+        assert player is not None
         await player.seek(player.position + seconds)
 
     async def action_jump(self, where: int) -> None:
         player = self.app.player
+        assert player is not None
         await player.seek_index(len(player.timeline) if where else 0)
 
     async def action_step(self) -> None:
+        assert self.app.player is not None
         await self.app.player.step()
         self.app.refresh_bar()
 
@@ -151,6 +165,8 @@ class ReplayApp(CockpitApp):
         self.session = session
         self.speed = speed
         self.sub_title = "replay"
+        self.player: Player | None = None
+        """Set once the log is indexed (a large session takes seconds)."""
 
     def get_default_screen(self) -> Screen[Any]:
         self.cockpit = ReplayScreen(self.crew)
@@ -162,14 +178,14 @@ class ReplayApp(CockpitApp):
             return
         log, bus, bridge = attached
         self.timeline = await Timeline.load(log, self.session)
-        self.player = Player(self.timeline, bus, self.show_state_at)
-        self.player.set_speed(self.speed)
-        self.clock = lambda: self.player.position  # panes count elapsed time in session time
+        self.player = player = Player(self.timeline, bus, self.show_state_at)
+        player.set_speed(self.speed)
+        self.clock = lambda: player.position  # panes count elapsed time in session time
         self.bar = TimelineBar(self.timeline)
         await self.cockpit.mount(self.bar, before=self.cockpit.query_one(Footer))
         self.run_worker(bridge.run(), group="bridge", exclusive=True,
                         description="replayed events -> UI", exit_on_error=True)
-        self.run_worker(self.player.run(), group="player", exclusive=True,
+        self.run_worker(player.run(), group="player", exclusive=True,
                         description="replay player", exit_on_error=True)
         self.set_interval(0.1, self.refresh_bar)
 
@@ -180,6 +196,8 @@ class ReplayApp(CockpitApp):
 
     def refresh_bar(self) -> None:
         player = self.player
+        if player is None:
+            return
         state = ("▶" if player.playing else "⏸") + f" {player.speed:g}×"
         if player.cursor >= len(player.timeline):
             state = "■ end"

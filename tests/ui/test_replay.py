@@ -53,7 +53,7 @@ async def test_replay_builds_the_same_state_as_the_live_run_and_writes_nothing(
     before = log_rows(db)
     app = ReplayApp(db, "last", speed=16)
     async with app.run_test(size=SIZE):
-        await wait_until(lambda: hasattr(app, "player")
+        await wait_until(lambda: app.player is not None
                          and app.player.cursor == len(app.timeline), 30, "the replay's end")
         await wait_until(lambda: app.view.outcome == "finished", what="the last frame")
         assert summary(app.view) == summary(live)
@@ -65,8 +65,9 @@ async def test_transport_keys_and_the_board_at_the_cursor(db: Path) -> None:
     await record(db)
     app = ReplayApp(db, "last", speed=1)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(lambda: hasattr(app, "player"), what="the timeline")
+        await wait_until(lambda: app.player is not None, what="the timeline")
         player = app.player
+        assert player is not None
         await pilot.press("space")
         assert not player.playing
         await pilot.press("plus", "plus")
