@@ -375,9 +375,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not sys.__stderr__ or not sys.__stderr__.isatty():
         raise UsageError("the TUI needs a terminal; use --headless for a transcript")
     from cockpit.ui.replay_app import ReplayApp
+    from cockpit.ui.themes import ThemeError
 
-    app = ReplayApp(db_path(args), args.session, speed=speed, theme=args.theme)
+    try:
+        app = ReplayApp(db_path(args), args.session, speed=speed, theme=args.theme)
+    except ThemeError as error:
+        raise UsageError(str(error)) from None
     code = app.run()
+    if app.return_code == 2:
+        return EXIT_USAGE
     return code if code is not None else EXIT_OK
 
 

@@ -159,18 +159,20 @@ class Player:
         """Events published so far (the next one to play is `cursor`)."""
         self.speed = 1.0
         self.playing = True
+        self._moves = 0
+        """Seeks and steps so far: `run` drops a page it read while the cursor moved."""
         self._changed = asyncio.Event()
         self._anchor = (clock(), timeline.start)  # (wall clock, session time) at last change
 
     @property
     def position(self) -> float:
-        """Session time at the play head."""
+        """Session time at the play head (where the last seek put it, while paused)."""
+        wall, at = self._anchor
         if self.playing and self.cursor < len(self.timeline):
-            wall, at = self._anchor
             return min(at + (self.clock() - wall) * self.speed, self.timeline.end)
-        if self.cursor == 0:
-            return self.timeline.start
-        return self.timeline.times[min(self.cursor, len(self.timeline)) - 1]
+        if self.cursor >= len(self.timeline):
+            return self.timeline.end
+        return at
 
     def _paused_at(self) -> float:
         if self.cursor == 0:
@@ -200,6 +202,7 @@ class Player:
         ts = max(self.timeline.start, min(ts, self.timeline.end))
         index = self.timeline.index_at(ts)
         state = await self.timeline.state_at(index)
+        self._moves += 1
         self.cursor = index
         self._anchor = (self.clock(), ts)
         self.on_seek(state, index)
@@ -208,6 +211,7 @@ class Player:
     async def seek_index(self, index: int) -> None:
         index = max(0, min(index, len(self.timeline)))
         state = await self.timeline.state_at(index)
+        self._moves += 1
         self.cursor = index
         self._anchor = (self.clock(), self._paused_at())
         self.on_seek(state, index)
@@ -216,8 +220,10 @@ class Player:
     async def step(self) -> None:
         """Publish exactly the next event (the player is paused afterwards)."""
         self.playing = False
+        self._moves += 1
         if self.cursor < len(self.timeline):
             [event] = await self.timeline.events(self.cursor, self.cursor + 1)
+            self._moves += 1
             self.cursor += 1
             self.bus.publish(event)
         self._anchor = (self.clock(), self._paused_at())
@@ -233,8 +239,11 @@ class Player:
             due = self.position
             stop = self.timeline.index_at(due)
             if stop > self.cursor:
-                for event in await self.timeline.events(self.cursor, min(stop,
-                                                                         self.cursor + PAGE)):
+                moves = self._moves
+                page = await self.timeline.events(self.cursor, min(stop, self.cursor + PAGE))
+                if moves != self._moves:
+                    continue  # a seek or a step moved the cursor while we read: re-read
+                for event in page:
                     self.bus.publish(event)
                     self.cursor += 1
                 continue

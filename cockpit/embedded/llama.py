@@ -226,6 +226,7 @@ def _generate(llm: Llama, gen: Generation, stop: threading.Event,
             if count >= limit:
                 reason = "length"
                 break
+        held += decoder.decode(b"", final=True)  # a cut-off character, as U+FFFD
         if held:
             put(Piece(content=held))
         put(Finish(done_reason=reason, prompt_eval_count=len(tokens), eval_count=count,

@@ -20,11 +20,13 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from cockpit.core.bus import EventBus
 from cockpit.core.config import CrewConfig
-from cockpit.core.eventlog import LogError
+from cockpit.core.eventlog import EventLog, LogError
 from cockpit.core.replay import Player, Timeline
 from cockpit.core.state import SessionState
 from cockpit.ui.app import CockpitApp
+from cockpit.ui.bridge import Bridge
 from cockpit.ui.screens.cockpit import CockpitScreen
 
 SEEK_STEP = 5.0
@@ -37,6 +39,13 @@ def logged_crew(db: Path, ref: str) -> tuple[str, CrewConfig]:
     so the app can compose its panes before its event loop starts)."""
     if not db.exists():
         raise LogError(f"{db}: no event log here")
+    try:
+        return _logged_crew(db, ref)
+    except sqlite3.Error as error:
+        raise LogError(f"{db}: not a readable event log: {error}") from None
+
+
+def _logged_crew(db: Path, ref: str) -> tuple[str, CrewConfig]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
         query = ("SELECT id FROM sessions ORDER BY started_at DESC, id DESC LIMIT 1"
                  if ref == "last" else "SELECT id FROM sessions WHERE id = ? OR id LIKE ?")
@@ -65,10 +74,11 @@ class TimelineBar(Static):
     TimelineBar { height: 2; padding: 0 1; background: $boost; }
     """
 
-    def __init__(self, timeline: Timeline) -> None:
+    def __init__(self, timeline: Timeline | None) -> None:
         super().__init__(id="timeline")
         self.timeline = timeline
-        self.position = timeline.start
+        """None while the log is being indexed."""
+        self.position = 0.0
         self.state_text = ""
 
     def show(self, position: float, state_text: str) -> None:
@@ -76,22 +86,26 @@ class TimelineBar(Static):
         self.update(self.render_bar())
 
     def render_bar(self) -> Text:
+        timeline = self.timeline
+        if timeline is None:
+            return Text("indexing the log…", style="dim")
         width = max(10, self.size.width - 2 if self.size.width else 100)
-        span = max(1e-9, self.timeline.end - self.timeline.start)
+        start = timeline.start
+        span = max(1e-9, timeline.end - start)
 
         def column(ts: float) -> int:
-            return min(width - 1, int((ts - self.timeline.start) / span * (width - 1)))
+            return min(width - 1, int((ts - start) / span * (width - 1)))
 
         head = column(self.position)
         cells: list[tuple[str, str]] = [("━" if i < head else "─", "") for i in range(width)]
-        for marker in self.timeline.markers:
+        for marker in timeline.markers:
             glyph, colour = MARKS[marker.kind]
             cells[column(marker.ts)] = (glyph, colour)
         cells[head] = ("●", "bold")
         text = Text(no_wrap=True)
         for glyph, style in cells:
             text.append(glyph, style=style)
-        elapsed = self.position - self.timeline.start
+        elapsed = self.position - start
         text.append(f"\n{self.state_text}  {_clock(elapsed)} / {_clock(span)}  "
                     "▲ intervention  ↻ retry/stall  ✖ failure  ✔ finish", style="dim")
         return text
@@ -167,6 +181,7 @@ class ReplayApp(CockpitApp):
         self.sub_title = "replay"
         self.player: Player | None = None
         """Set once the log is indexed (a large session takes seconds)."""
+        self._at_end = False
 
     def get_default_screen(self) -> Screen[Any]:
         self.cockpit = ReplayScreen(self.crew)
@@ -177,17 +192,30 @@ class ReplayApp(CockpitApp):
         if (attached := await self.attach_log(readonly=True)) is None:
             return
         log, bus, bridge = attached
-        self.timeline = await Timeline.load(log, self.session)
+        self.bar = TimelineBar(None)
+        await self.cockpit.mount(self.bar, before=self.cockpit.query_one(Footer))
+        self.notify("indexing the log…", timeout=2)
+        self.run_worker(self._start(log, bus, bridge), group="player", exclusive=True,
+                        description="index the log, then play it", exit_on_error=False)
+
+    async def _start(self, log: EventLog, bus: EventBus, bridge: Bridge) -> None:
+        """Index the session (seconds for a big one; keys, quit included, keep working), then
+        play it."""
+        try:
+            self.timeline = await Timeline.load(log, self.session)
+        except (LogError, sqlite3.Error, ValueError) as error:
+            self.exit(2, return_code=2, message=f"cockpit: {self.db}: cannot replay "
+                                                f"{self.session}: {error}")
+            return
+        self.bar.timeline = self.timeline
         self.player = player = Player(self.timeline, bus, self.show_state_at)
         player.set_speed(self.speed)
         self.clock = lambda: player.position  # panes count elapsed time in session time
-        self.bar = TimelineBar(self.timeline)
-        await self.cockpit.mount(self.bar, before=self.cockpit.query_one(Footer))
+        self.cockpit.refresh_bindings()  # the transport keys apply now
         self.run_worker(bridge.run(), group="bridge", exclusive=True,
                         description="replayed events -> UI", exit_on_error=True)
-        self.run_worker(player.run(), group="player", exclusive=True,
-                        description="replay player", exit_on_error=True)
         self.set_interval(0.1, self.refresh_bar)
+        await player.run()
 
     async def on_unmount(self, event: events.Unmount) -> None:
         event.prevent_default()  # no supervisor to shut down
@@ -201,12 +229,17 @@ class ReplayApp(CockpitApp):
         state = ("▶" if player.playing else "⏸") + f" {player.speed:g}×"
         if player.cursor >= len(player.timeline):
             state = "■ end"
+            if not self._at_end:  # nothing more will come: show the held-back last words
+                for pane in self.cockpit.panes.values():
+                    pane.flush_pending()
+        self._at_end = player.cursor >= len(player.timeline)
         self.bar.show(player.position, f"{state}  event {player.cursor}/{len(player.timeline)}")
 
     def show_state_at(self, state: SessionState, index: int) -> None:
         """A seek: the view becomes the state at the cursor, and every pane is redrawn."""
         assert self.bridge is not None
         self.bridge.discard()
+        self.cockpit.forget_held()  # text an early frame kept back belongs to the old cursor
         self.view = state
         now = state.last_ts or self.timeline.start
         with self.batch_update():
@@ -216,6 +249,7 @@ class ReplayApp(CockpitApp):
                 if agent is None:
                     continue
                 pane.append(agent.output if agent.output is not None else agent.partial)
+                pane.flush_pending()
                 pane.show_state(agent, now)
             self.update_title()
             self.events_applied.publish([])

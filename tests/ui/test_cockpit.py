@@ -202,6 +202,23 @@ async def test_model_output_cannot_inject_markup_or_escapes(db: Path) -> None:
     assert streamed == "".join(tokens)
 
 
+async def test_error_text_and_tabs_cannot_break_the_pane(db: Path) -> None:
+    """Error texts come from the host and reach the pane as marker lines: they are sanitised
+    like model text. A tab has no width in a strip, so it becomes spaces."""
+    script = ModelScript(tokens=["a\tb ", "c "], error_after=2,
+                         error_message="bad\x1b]0;pwned\x07 news\x1b[2J\there")
+    async with FakeOllama({"m1": script}) as fake:
+        app = app_for(fake, db, [{"name": "a"}], retries=0)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(lambda: app.view.agents.get("a") is not None
+                             and app.view.agents["a"].status == "failed", what="failed")
+            await pilot.pause()
+            text = body(app, "a")
+    assert "\x1b" not in text and "\x07" not in text and "\t" not in text
+    assert text.startswith("a    b c")
+    assert "── failed: Ollama reported an error mid-stream: bad news here ──" in text
+
+
 async def test_failed_agent_shows_the_error_and_the_others_carry_on(db: Path) -> None:
     async with FakeOllama({"m1": ModelScript(tokens=["fine"])}) as fake:
         app = app_for(fake, db, [{"name": "good"}, {"name": "bad", "model": "nope"}])

@@ -150,6 +150,10 @@ class CockpitScreen(Screen[None]):
         if segments:
             self._refresh_keys()
 
+    def forget_held(self) -> None:
+        """Drop text kept back for the next frame (a replay seek redraws every pane)."""
+        self._held = {}
+
     def _refresh_keys(self) -> None:
         """Re-check the dimmed keys only when one of them changes.
 

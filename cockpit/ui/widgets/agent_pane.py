@@ -14,7 +14,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from cockpit.core.state import AgentState, AgentStatus
-from cockpit.core.text import sanitize
+from cockpit.core.text import one_line, sanitize
 from cockpit.ui.widgets.stream_view import StreamView
 
 BODY_LINES = 2000
@@ -53,6 +53,12 @@ def wrap_chunk(text: str, column: int, width: int) -> tuple[str, int]:
             out.append("\n")
             column = 0
     return "".join(out), column
+
+
+def _plain(text: str) -> str:
+    """Untrusted text as the body shows it: no control sequences, tabs as spaces (a tab has
+    no width of its own in a strip, and the wrapping counts characters)."""
+    return sanitize(text).replace("\t", "    ")
 
 
 def _lines(text: str) -> list[tuple[str, bool]]:
@@ -160,7 +166,7 @@ class AgentPane(Vertical, can_focus=True):
         """New reply text. A trailing partial word waits for its end (see `wrap_chunk`)."""
         if not text:
             return
-        clean = sanitize(text)
+        clean = _plain(text)
         self._remember(clean)
         combined = self._pending + clean
         end = max(combined.rfind(" "), combined.rfind("\n")) + 1
@@ -179,14 +185,15 @@ class AgentPane(Vertical, can_focus=True):
 
     def append_thinking(self, thinking: str) -> None:
         log = self.thinking
-        wrapped, self._thinking_column = wrap_chunk(sanitize(thinking), self._thinking_column,
+        wrapped, self._thinking_column = wrap_chunk(_plain(thinking), self._thinking_column,
                                                     self._width(log))
         log.write(wrapped, scroll_end=True)
 
     def mark(self, line: str) -> None:
         """A line between replies: an intervention, a retry, a stall."""
         self.flush_pending()
-        self._write(("\n" if self._column else "") + "── " + line.replace("\n", " ") + " ──\n")
+        line = one_line(line, 1000)  # error texts come from the host: untrusted too
+        self._write(("\n" if self._column else "") + "── " + line + " ──\n")
 
     def restart(self) -> None:
         """The agent starts over (restart): clear the reply."""
