@@ -378,7 +378,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from cockpit.ui.themes import ThemeError
 
     try:
-        app = ReplayApp(db_path(args), args.session, speed=speed, theme=args.theme)
+        app = asyncio.run(ReplayApp.open(db_path(args), args.session, speed=speed,
+                                         theme=args.theme))
     except ThemeError as error:
         raise UsageError(str(error)) from None
     code = app.run()

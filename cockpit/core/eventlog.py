@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import pydantic
 
-from cockpit.core.events import BaseEvent, TokenStreamed, event_from_row
+from cockpit.core.config import CrewConfig
+from cockpit.core.events import BaseEvent, SessionStarted, TokenStreamed, event_from_row
 
 SCHEMA_VERSION = 1
 FLUSH_INTERVAL = 0.05
@@ -57,6 +59,8 @@ CREATE INDEX events_by_session ON events (session, id);
 
 INSERT_EVENT = "INSERT INTO events (session, agent, seq, ts, type, data) VALUES (?, ?, ?, ?, ?, ?)"
 SELECT_EVENTS = "SELECT id, session, agent, seq, ts, type, data FROM events"
+Row = tuple[int, str, "str | None", int, float, str, str]
+"""A stored event as `SELECT_EVENTS` returns it."""
 
 
 class LogError(Exception):
@@ -175,7 +179,7 @@ class EventLog:
                 )
             if self.readonly:
                 if version == 0:
-                    raise LogError(f"{self.path}: not a cockpit event log")
+                    raise LogError(f"{self.path}: not a readable event log: no cockpit schema")
                 return
             await self._db.execute("PRAGMA journal_mode = WAL")
             await self._db.execute("PRAGMA synchronous = NORMAL")
@@ -292,10 +296,6 @@ class EventLog:
 
     # -- reading -----------------------------------------------------------------------------
 
-    @property
-    def connection(self) -> aiosqlite.Connection:
-        """For readers with their own queries (replay); writes go through `append` only."""
-        return self._db
 
     async def sessions(self) -> list[SessionRow]:
         """Every session, oldest first, with the time of its last event."""
@@ -326,13 +326,18 @@ class EventLog:
             raise LogError(f"{self.path}: {ref!r} matches several sessions; give more of the id")
         return str(rows[0])
 
-    async def events(self, session: str, after_id: int = 0, limit: int = 1000) -> list[BaseEvent]:
-        """One page of a session's events, in log order, with ids above `after_id`."""
+    async def rows(self, session: str, after_id: int = 0, limit: int = 1000) -> list[Row]:
+        """One page of a session's stored rows (see `SELECT_EVENTS`), in log order, with ids
+        above `after_id`. Replay reads these raw: decoding is its hot path."""
         async with self._db.execute(
             f"{SELECT_EVENTS} WHERE session = ? AND id > ? ORDER BY id LIMIT ?",
             (session, after_id, limit),
         ) as cursor:
-            return [event_from_row(*row) for row in await cursor.fetchall()]
+            return list(await cursor.fetchall())  # type: ignore[arg-type]
+
+    async def events(self, session: str, after_id: int = 0, limit: int = 1000) -> list[BaseEvent]:
+        """One page of a session's events, in log order, with ids above `after_id`."""
+        return [event_from_row(*row) for row in await self.rows(session, after_id, limit)]
 
     async def events_before(self, session: str, before_id: int | None = None,
                             limit: int = 500) -> list[BaseEvent]:
@@ -343,6 +348,18 @@ class EventLog:
         ) as cursor:
             rows = list(await cursor.fetchall())
         return [event_from_row(*row) for row in reversed(rows)]
+
+    async def crew(self, session: str) -> tuple[CrewConfig, str | None]:
+        """The crew, and its file, that the session's `session_started` recorded: what resume
+        runs again and what replay lays its panes out for."""
+        started = await self.events(session, 0, 1)
+        if not started or not isinstance(started[0], SessionStarted):
+            raise LogError(f"{self.path}: session {session} has no start event")
+        try:
+            return CrewConfig.model_validate(started[0].config), started[0].crew_path
+        except pydantic.ValidationError as error:
+            raise LogError(f"{self.path}: session {session}: its logged crew no longer "
+                           f"validates ({error.error_count()} errors)") from None
 
     async def iter_events(self, session: str, page: int = 2000) -> AsyncIterator[BaseEvent]:
         """All of a session's events, read page by page so memory stays flat."""

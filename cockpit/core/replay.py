@@ -21,12 +21,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-import aiosqlite
-
 from cockpit.core import events as ev
 from cockpit.core.bus import EventBus
 from cockpit.core.describe import describe
-from cockpit.core.eventlog import EventLog
+from cockpit.core.eventlog import EventLog, Row
 from cockpit.core.state import SessionState
 from cockpit.core.text import one_line, sanitize
 
@@ -44,7 +42,7 @@ _CLASSES: dict[str, type[ev.BaseEvent]] = {
 }
 
 
-def decode(row: tuple[int, str, str | None, int, float, str, str]) -> ev.BaseEvent:
+def decode(row: Row) -> ev.BaseEvent:
     """A stored row as its event, without re-validating what our own writer encoded
     (`model_construct` is ~10x faster than validation; replaying a million events needs it)."""
     row_id, session, agent, seq, ts, type_, data = row
@@ -67,7 +65,7 @@ class Marker:
 class Timeline:
     """One session, indexed: `ids[i]` and `times[i]` for event i, markers, snapshots."""
 
-    db: aiosqlite.Connection
+    log: EventLog
     session: str
     ids: array[int] = field(default_factory=lambda: array("q"))
     times: array[float] = field(default_factory=lambda: array("d"))
@@ -78,7 +76,7 @@ class Timeline:
     @classmethod
     async def load(cls, log: EventLog, session: str) -> Timeline:
         """Index the session: one pass that also takes the snapshots."""
-        timeline = cls(log.connection, session)
+        timeline = cls(log, session)
         state = SessionState()
         timeline.snapshots.append((0, copy.deepcopy(state)))
         async for index, event in timeline._read(0):
@@ -114,14 +112,9 @@ class Timeline:
         index = start
         while stop is None or index < stop:
             limit = PAGE if stop is None else min(PAGE, stop - index)
-            async with self.db.execute(
-                "SELECT id, session, agent, seq, ts, type, data FROM events "
-                "WHERE session = ? AND id > ? ORDER BY id LIMIT ?",
-                (self.session, after, limit),
-            ) as cursor:
-                rows = list(await cursor.fetchall())
+            rows = await self.log.rows(self.session, after, limit)
             for row in rows:
-                yield index, decode(row)  # type: ignore[arg-type]
+                yield index, decode(row)
                 index += 1
             if len(rows) < limit:
                 return
@@ -271,11 +264,7 @@ async def write_transcript(log: EventLog, session: str, out: TextIO, speed: floa
     count = 0
     after = 0
     while True:
-        async with log.connection.execute(
-            "SELECT id, session, agent, seq, ts, type, data FROM events "
-            "WHERE session = ? AND id > ? ORDER BY id LIMIT ?", (session, after, PAGE),
-        ) as cursor:
-            rows = list(await cursor.fetchall())
+        rows = await log.rows(session, after, PAGE)
         for row in rows:
             agent, ts, type_, data = row[2], row[4], row[5], row[6]
             count += 1
@@ -291,7 +280,7 @@ async def write_transcript(log: EventLog, session: str, out: TextIO, speed: floa
                     speaker = agent
                 out.write(sanitize(json.loads(data)["text"]))
             elif type_ in TRANSCRIBED and type_ != "message_completed":
-                note = describe(decode(row))  # type: ignore[arg-type]
+                note = describe(decode(row))
                 out.write(f"\n── {agent or 'session'}: {one_line(note, 300)} ──")
                 speaker = None
         if len(rows) < PAGE:

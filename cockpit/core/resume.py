@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import pydantic
-
 from cockpit.core.config import CrewConfig
 from cockpit.core.eventlog import EventLog, SessionRow
 from cockpit.core.state import SessionState, fold
@@ -70,14 +68,8 @@ async def load_resumable(log: EventLog, ref: str) -> Resumable:
     if outcome in ("finished", "failed"):
         raise ResumeError(f"session {session} already ended ({outcome}); nothing to resume. "
                           "`cockpit report` explains it, `cockpit replay` shows it again")
+    crew, crew_path = await log.crew(session)
     state = fold([event async for event in log.iter_events(session)])
-    started = await log.events(session, 0, 1)
-    crew_path = getattr(started[0], "crew_path", None) if started else None
-    try:
-        crew = CrewConfig.model_validate(state.config)
-    except pydantic.ValidationError as error:
-        raise ResumeError(f"session {session}: its logged crew no longer validates "
-                          f"({error.error_count()} errors); it cannot be resumed") from None
     if state.all_ended:
         raise ResumeError(f"session {session}: every agent has ended; nothing to resume")
     return Resumable(crew, state, crew_path)

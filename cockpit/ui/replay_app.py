@@ -8,12 +8,10 @@ inspector then shows the board as it was at the cursor. Nothing is written to th
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-import pydantic
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
@@ -32,39 +30,6 @@ from cockpit.ui.screens.cockpit import CockpitScreen
 SEEK_STEP = 5.0
 MARKS = {"intervention": ("▲", "yellow"), "retry": ("↻", "dark_orange"),
          "failure": ("✖", "red"), "finish": ("✔", "steel_blue1")}
-
-
-def logged_crew(db: Path, ref: str) -> tuple[str, CrewConfig]:
-    """The session id and the crew its `session_started` recorded (read-only, stdlib sqlite3,
-    so the app can compose its panes before its event loop starts)."""
-    if not db.exists():
-        raise LogError(f"{db}: no event log here")
-    try:
-        return _logged_crew(db, ref)
-    except sqlite3.Error as error:
-        raise LogError(f"{db}: not a readable event log: {error}") from None
-
-
-def _logged_crew(db: Path, ref: str) -> tuple[str, CrewConfig]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        query = ("SELECT id FROM sessions ORDER BY started_at DESC, id DESC LIMIT 1"
-                 if ref == "last" else "SELECT id FROM sessions WHERE id = ? OR id LIKE ?")
-        args: tuple[str, ...] = () if ref == "last" else (ref, ref + "%")
-        ids = [row[0] for row in connection.execute(query, args).fetchall()]
-        if len(ids) != 1 and ref not in ids:
-            raise LogError(f"{db}: " + ("no session matches " if not ids else
-                                        "several sessions match ") + repr(ref))
-        session = ref if ref in ids else ids[0]
-        row = connection.execute("SELECT data FROM events WHERE session = ? AND "
-                                 "type = 'session_started' ORDER BY id LIMIT 1",
-                                 (session,)).fetchone()
-    if row is None:
-        raise LogError(f"{db}: session {session} has no start event")
-    try:
-        return session, CrewConfig.model_validate(json.loads(row[0])["config"])
-    except (pydantic.ValidationError, ValueError, KeyError) as error:
-        raise LogError(f"{db}: session {session}: its logged crew cannot be read "
-                       f"({type(error).__name__})") from None
 
 
 class TimelineBar(Static):
@@ -172,9 +137,17 @@ class ReplayScreen(CockpitScreen):
 class ReplayApp(CockpitApp):
     """Replays session `ref` of the log at `db`, read-only."""
 
-    def __init__(self, db: Path, ref: str, *, speed: float = 1.0, theme: str | None = None,
-                 **options: Any) -> None:
-        session, crew = logged_crew(db, ref)
+    @classmethod
+    async def open(cls, db: Path, ref: str, **options: Any) -> ReplayApp:
+        """The app for session `ref` (an id, a prefix, `last`); LogError if it cannot be read.
+        The crew is read first: the panes are laid out for it before the app starts."""
+        async with EventLog.open(db, readonly=True) as log:
+            session = await log.resolve(ref)
+            crew, _ = await log.crew(session)
+        return cls(db, session, crew, **options)
+
+    def __init__(self, db: Path, session: str, crew: CrewConfig, *, speed: float = 1.0,
+                 theme: str | None = None, **options: Any) -> None:
         super().__init__(crew, db, theme=theme, watch_themes=False, **options)
         self.session = session
         self.speed = speed

@@ -75,8 +75,8 @@ async def test_a_replay_reads_only_cockpit_logs(tmp_path: Path) -> None:
     with sqlite3.connect(other) as connection:
         connection.execute("CREATE TABLE t (x)")
     with pytest.raises(LogError, match="not a readable event log"):
-        ReplayApp(other, "last")
+        await ReplayApp.open(other, "last")
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(LogError, match="not a readable event log"):
-        ReplayApp(garbage, "last")
+        await ReplayApp.open(garbage, "last")

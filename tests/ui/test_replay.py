@@ -51,7 +51,7 @@ async def test_replay_builds_the_same_state_as_the_live_run_and_writes_nothing(
         db: Path) -> None:
     live = await record(db)
     before = log_rows(db)
-    app = ReplayApp(db, "last", speed=16)
+    app = await ReplayApp.open(db, "last", speed=16)
     async with app.run_test(size=SIZE):
         await wait_until(lambda: app.player is not None
                          and app.player.cursor == len(app.timeline), 30, "the replay's end")
@@ -63,7 +63,7 @@ async def test_replay_builds_the_same_state_as_the_live_run_and_writes_nothing(
 
 async def test_transport_keys_and_the_board_at_the_cursor(db: Path) -> None:
     await record(db)
-    app = ReplayApp(db, "last", speed=1)
+    app = await ReplayApp.open(db, "last", speed=1)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(lambda: app.player is not None, what="the timeline")
         player = app.player
