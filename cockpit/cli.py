@@ -28,6 +28,8 @@ from cockpit.core.eventlog import EventLog, LogError, SessionRow, default_db_pat
 from cockpit.core.resume import ResumeError, outcome_of, resumable
 
 if TYPE_CHECKING:
+    from textual.app import App
+
     from cockpit.core.resume import Resumable
     from cockpit.core.state import SessionState
     from cockpit.embedded.protocol import ServerThread
@@ -244,20 +246,31 @@ def run_tui(crew: CrewConfig, crew_path: Path, db: Path, *, theme: str | None,
             watch: bool, hosts: dict[str, str] | None = None,
             resume: SessionState | None = None) -> int:
     """Open the cockpit. The app owns the session: it opens the log and closes it on exit."""
+
+    def build() -> App[int]:
+        from cockpit.ui.app import make_app
+
+        return make_app(crew, db, crew_path=crew_path.resolve(), theme=theme,
+                        watch_themes=watch, hosts=hosts, resume=resume)
+
+    return run_app(build, "for pipes and scripts", EXIT_INTERRUPTED)
+
+
+def run_app(build: Callable[[], App[int]], headless_use: str, no_code: int) -> int:
+    """Build and run a TUI app on the terminal. A bad theme or a log error (the app exits
+    with return code 2) is a usage error; `no_code` is the exit code when the app gives none."""
     if not sys.__stderr__ or not sys.__stderr__.isatty():  # Textual draws on stderr
-        raise UsageError("the TUI needs a terminal; use --headless for pipes and scripts")
-    from cockpit.ui.app import make_app
+        raise UsageError(f"the TUI needs a terminal; use --headless {headless_use}")
     from cockpit.ui.themes import ThemeError
 
     try:
-        app = make_app(crew, db, crew_path=crew_path.resolve(), theme=theme, watch_themes=watch,
-                       hosts=hosts, resume=resume)
+        app = build()
     except ThemeError as error:
         raise UsageError(str(error)) from None
     code = app.run()
     if app.return_code == 2:
         return EXIT_USAGE
-    return code if code is not None else EXIT_INTERRUPTED
+    return code if code is not None else no_code
 
 
 def run_async(main: Awaitable[int]) -> int:
@@ -372,20 +385,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
         args.output = None
         return write_out(args, transcript, "events")
-    if not sys.__stderr__ or not sys.__stderr__.isatty():
-        raise UsageError("the TUI needs a terminal; use --headless for a transcript")
-    from cockpit.ui.replay_app import ReplayApp
-    from cockpit.ui.themes import ThemeError
 
-    try:
-        app = asyncio.run(ReplayApp.open(db_path(args), args.session, speed=speed,
-                                         theme=args.theme))
-    except ThemeError as error:
-        raise UsageError(str(error)) from None
-    code = app.run()
-    if app.return_code == 2:
-        return EXIT_USAGE
-    return code if code is not None else EXIT_OK
+    def build() -> App[int]:
+        from cockpit.ui.replay_app import ReplayApp
+
+        return asyncio.run(ReplayApp.open(db_path(args), args.session, speed=speed,
+                                          theme=args.theme))
+
+    return run_app(build, "for a transcript", EXIT_OK)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
