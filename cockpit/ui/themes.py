@@ -11,6 +11,7 @@ import dataclasses
 import os
 import tomllib
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from pathlib import Path
 
 from textual.theme import Theme
@@ -22,9 +23,16 @@ class ThemeError(Exception):
     """A theme file that cannot be used; the message names the file."""
 
 
+def bundled_theme_dir() -> Path:
+    """The themes shipped inside the package (`cockpit/themes/`, package data), so a plain
+    `pip install .` finds them. A real folder, not a resource stream: it is globbed and watched,
+    and cockpit is installed as files, never imported from a zip."""
+    return Path(str(resources.files("cockpit") / "themes"))
+
+
 def theme_dirs() -> list[Path]:
-    """Where theme files live: the bundled `themes/`, then the user's config folder."""
-    bundled = Path(__file__).resolve().parents[2] / "themes"
+    """Where theme files live: the bundled ones, then the user's config folder."""
+    bundled = bundled_theme_dir()
     config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
     return [bundled, config_home / "cockpit" / "themes"]
 
