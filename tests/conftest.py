@@ -4,7 +4,7 @@ helper to run a supervisor. Nothing inside cockpit is mocked; the seams are HTTP
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,21 @@ from cockpit.core.config import CrewConfig, parse_crew
 from cockpit.core.eventlog import EventLog
 from cockpit.core.events import BaseEvent
 from cockpit.core.supervisor import Supervisor
-from tests.fake_ollama import wait_until
+from tests.fake_ollama import wait_until as _wait_until
 
-__all__ = ["wait_until", "make_crew", "running", "Session"]
+__all__ = ["PATIENCE", "wait_until", "make_crew", "running", "Session"]
+
+PATIENCE = 120.0
+"""How long a test waits for a condition. Generous on purpose: a timeout only costs time when
+the test fails anyway, and CI on a loaded machine (load 15 on 2 cores) is many times slower
+than a quiet laptop: the TUI test that streams 3 x 800 tokens takes 8 s alone and 48 s under
+`stress-ng --cpu 4`. Tests wait on conditions, never for a fixed time."""
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = PATIENCE,
+                     what: str = "") -> None:
+    """`tests.fake_ollama.wait_until` with the suite's patience as the default timeout."""
+    await _wait_until(predicate, timeout, what)
 
 
 def make_crew(host: str, agents: list[dict[str, Any]], **crew: Any) -> CrewConfig:
@@ -74,7 +86,7 @@ class Session:
         await self.log.flush()
         return [e async for e in self.log.iter_events(self.supervisor.session)]
 
-    async def wait_status(self, agent: str, status: str, timeout: float = 10.0) -> None:
+    async def wait_status(self, agent: str, status: str, timeout: float = PATIENCE) -> None:
         await wait_until(lambda: self.state.agents[agent].status == status, timeout,
                          f"{agent} to be {status} (it is {self.state.agents[agent].status})")
 

@@ -40,7 +40,9 @@ METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_
            "eval_count", "eval_duration")
 CREATED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 SAME = {"temperature": 0, "seed": 1}  # makes a real model deterministic; the fake ignores it
-TIMEOUT = 10.0
+TIMEOUT = 60.0
+"""Seconds before a wait or a request gives up. Generous: it only runs out when a test fails
+anyway, and a loaded CI machine (or the real engine loading its model) is slow."""
 
 
 @dataclass
@@ -649,7 +651,9 @@ async def test_disconnect_at_full_speed_stops_generation() -> None:
 
 async def test_stall_then_client_timeout() -> None:
     async with FakeOllama({"m1": ModelScript(stall_after=2)}) as fake:
-        client = connect(fake.url, timeout=httpx.Timeout(0.3))
+        # Only the read times out, and not so soon that a loaded machine's pause between the
+        # two chunks the model does send passes for the stall.
+        client = connect(fake.url, timeout=httpx.Timeout(TIMEOUT, read=1.0))
         with pytest.raises(httpx.ReadTimeout):
             async for _ in await client.chat("m1", messages=MSGS, stream=True):
                 pass

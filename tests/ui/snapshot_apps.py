@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 
 from cockpit.core.config import parse_crew
 from cockpit.ui.app import CockpitApp, make_app
+from tests.conftest import PATIENCE
 from tests.fake_ollama import FakeOllamaThread, ModelScript
 
 HOST = "http://ollama.local:11434"
@@ -62,11 +63,13 @@ SCRIPTS = {
 
 def wait_for(app: CockpitApp,
              predicate: Callable[[], bool]) -> Callable[[Pilot[Any]], Awaitable[None]]:
-    """A `run_before` that waits (without sleeping blindly) until the scene is ready."""
+    """A `run_before` that waits (without sleeping blindly) until the scene is ready and drawn:
+    `app.view` is folded at once, but an early frame draws only the agents it concerns and
+    holds the others' text for the next regular frame."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        deadline = time.monotonic() + 20
-        while not (predicate() and not app.cockpit.query(".-flash")):
+        deadline = time.monotonic() + PATIENCE
+        while not (predicate() and not app.cockpit._held and not app.cockpit.query(".-flash")):
             if time.monotonic() > deadline:
                 raise AssertionError("the snapshot scene never became ready")
             await pilot.pause(0.02)

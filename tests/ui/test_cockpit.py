@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 from textual import events
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from cockpit.core import events as ev
 from cockpit.core.eventlog import EventLog
 from cockpit.ui.app import CockpitApp, make_app
 from cockpit.ui.screens.cockpit import CockpitScreen
+from cockpit.ui.screens.help import HelpScreen
 from cockpit.ui.screens.inspector import InspectorScreen
 from cockpit.ui.screens.modals import ConfirmModal, InputModal
 from cockpit.ui.widgets.agent_grid import MIN_PANE_HEIGHT
@@ -44,6 +45,12 @@ def body(app: CockpitApp, name: str) -> str:
     return "\n".join(pane(app, name).query_one("#body", StreamView).lines)
 
 
+def input_ready(app: CockpitApp) -> bool:
+    """An input modal is up and its input has the focus. Keys typed before that (a loaded
+    machine can take a while to mount the modal) would go to the screen underneath."""
+    return isinstance(app.screen, InputModal) and isinstance(app.focused, Input)
+
+
 async def logged(db: Path) -> list[ev.BaseEvent]:
     async with EventLog.open(db, create=False) as log:
         return [e async for e in log.iter_events(await log.resolve("last"))]
@@ -66,16 +73,18 @@ async def test_three_agents_stream_into_their_panes(db: Path) -> None:
 
 async def test_pause_key_closes_the_stream_and_resumes(db: Path) -> None:
     async with FakeOllama({"m1": ModelScript(**HOLD, faults_for=2)}) as fake:
-        app = app_for(fake, db, [{"name": "a"}, {"name": "b"}])
+        app = app_for(fake, db, [{"name": "a"}, {"name": "b", "task": "Say hello, b."}])
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(lambda: app.view.agents.get("b") is not None
                              and app.view.agents["b"].tokens > 3, what="b streaming")
             await pilot.press("2", "p")
             await wait_until(lambda: "paused" in header(app, "b"), what="b's pane says paused")
             assert app.view.agents["a"].status != "paused"
-            request = fake.chat_requests()[1] if fake.chat_requests()[1].disconnected else \
-                fake.chat_requests()[0]
-            await fake.wait_until(lambda: request.disconnected, what="the server saw the close")
+            # b's own request, by its task: the server may see the close after the pane shows
+            # it, so "whichever request is already disconnected" could pick a's.
+            [request] = [r for r in fake.chat_requests()
+                         if r.body and r.body["messages"][-1]["content"] == "Say hello, b."]
+            await wait_until(lambda: request.disconnected, what="the server saw the close")
             await pilot.press("p")
             await wait_until(lambda: app.view.agents["b"].status == "finished",
                              what="b resumed and finished")
@@ -94,7 +103,7 @@ async def test_redirect_modal_sends_the_instruction(db: Path) -> None:
             await wait_until(lambda: app.view.agents.get("a") is not None
                              and app.view.agents["a"].tokens > 3, what="a streaming")
             await pilot.press("1", "r")
-            await wait_until(lambda: isinstance(app.screen, InputModal), what="the modal")
+            await wait_until(lambda: input_ready(app), what="the modal")
             await pilot.press(*"Be brief.", "enter")
             await wait_until(lambda: any(m.get("content") == "Be brief."
                                          for m in app.view.agents["a"].messages),
@@ -111,9 +120,9 @@ async def test_stop_asks_first_then_restart(db: Path) -> None:
             await wait_until(lambda: app.view.agents.get("a") is not None
                              and app.view.agents["a"].tokens > 2, what="a streaming")
             await pilot.press("x")
-            assert isinstance(app.screen, ConfirmModal)
+            await wait_until(lambda: isinstance(app.screen, ConfirmModal), what="the question")
             await pilot.press("n")
-            await pilot.pause()
+            await wait_until(lambda: isinstance(app.screen, CockpitScreen), what="declined")
             assert app.view.agents["a"].status != "stopped"
             await pilot.press("x", "y")
             await wait_until(lambda: "stopped" in header(app, "a"), what="stopped shown")
@@ -122,7 +131,7 @@ async def test_stop_asks_first_then_restart(db: Path) -> None:
             assert screen.check_action("restart", ()) is True
             assert screen.check_action("pause", ()) is None  # dimmed: nothing to pause
             await pilot.press("R")
-            await wait_until(lambda: app.view.agents["a"].status == "finished", timeout=20,
+            await wait_until(lambda: app.view.agents["a"].status == "finished",
                              what="restarted agent finished")
     types = [e.type for e in await logged(db) if e.agent == "a"]  # type: ignore[attr-defined]
     assert types.index("agent_stopped") < types.index("agent_restarted")
@@ -137,7 +146,7 @@ async def test_quit_confirms_while_agents_run_and_leaves_the_session_resumable(
             await wait_until(lambda: app.view.agents.get("a") is not None
                              and app.view.agents["a"].tokens > 2, what="a streaming")
             await pilot.press("q")
-            assert isinstance(app.screen, ConfirmModal)
+            await wait_until(lambda: isinstance(app.screen, ConfirmModal), what="the question")
             await pilot.press("y")
             await pilot.pause()
         assert app.return_code == 0 and app.return_value == 130
@@ -154,11 +163,12 @@ async def test_board_edit_is_a_state_set_by_the_person(db: Path) -> None:
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(lambda: "topic" in app.view.board, what="board loaded")
             await pilot.press("s")
-            assert isinstance(app.screen, InspectorScreen)
-            table = app.screen.query_one("#board", DataTable)
-            assert table.row_count == 2
+            await wait_until(lambda: isinstance(app.screen, InspectorScreen)
+                             and app.screen.query_one("#board", DataTable).row_count > 0,
+                             what="the board shown")
+            assert app.screen.query_one("#board", DataTable).row_count == 2
             await pilot.press("e")
-            await wait_until(lambda: isinstance(app.screen, InputModal), what="edit modal")
+            await wait_until(lambda: input_ready(app), what="edit modal")
             await pilot.press("ctrl+u", *"new topic", "enter")
             await wait_until(lambda: app.view.board["topic"].value == "new topic",
                              what="the edit to come back as an event")
@@ -176,7 +186,7 @@ async def test_keys_that_arrive_in_one_burst_are_applied_in_order(db: Path) -> N
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(lambda: "version" in app.view.board, what="board loaded")
             await pilot.press("s", "e")
-            await wait_until(lambda: isinstance(app.screen, InputModal), what="edit modal")
+            await wait_until(lambda: input_ready(app), what="edit modal")
             for key, character in [("ctrl+u", None), ("0", "0"), ("full_stop", "."),
                                    ("3", "3"), ("enter", "\r")]:
                 app.post_message(events.Key(key, character))  # all at once, as the driver does
@@ -254,15 +264,16 @@ async def test_help_lists_every_key_and_zoom_maximizes(db: Path) -> None:
         app = app_for(fake, db, [{"name": "a"}, {"name": "b"}])
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("question_mark")
+            await wait_until(lambda: isinstance(app.screen, HelpScreen)
+                             and app.screen.query_one(DataTable).row_count > 0, what="the help")
             table = app.screen.query_one(DataTable)
             keys = {str(table.get_row_at(i)[1]) for i in range(table.row_count)}
             assert {"Pause/resume", "Redirect", "Stop", "Restart", "State", "Events", "Zoom",
                     "Quit", "Palette"} <= keys
             await pilot.press("escape", "2", "z")
-            await pilot.pause()
-            assert app.screen.maximized is pane(app, "b")
+            await wait_until(lambda: app.screen.maximized is pane(app, "b"), what="b zoomed")
             await pilot.press("z")
-            assert app.screen.maximized is None
+            await wait_until(lambda: app.screen.maximized is None, what="zoomed out")
 
 
 async def test_keymap_remaps_a_key(db: Path) -> None:
@@ -281,11 +292,17 @@ async def test_grid_adapts_and_pages_without_squashing(db: Path, count: int) -> 
     async with FakeOllama({"m1": ModelScript(tokens=["x"])}) as fake:
         app = app_for(fake, db, [{"name": f"a{i}"} for i in range(count)])
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause()
-            shown = [p for p in app.cockpit.query(AgentPane) if p.display and
-                     not p.has_class("-off-page")]
-            assert shown and all(p.outer_size.height >= MIN_PANE_HEIGHT for p in shown)
+
+            def on_page() -> list[AgentPane]:
+                return [p for p in app.cockpit.query(AgentPane) if p.display and
+                        not p.has_class("-off-page")]
+
+            # The first layout may precede the grid's resize handler, which pages the panes.
+            await wait_until(lambda: bool(on_page()) and all(
+                p.outer_size.height >= MIN_PANE_HEIGHT for p in on_page()),
+                what=f"every pane on the page at least {MIN_PANE_HEIGHT} rows tall")
+            shown = on_page()
             if count > len(shown):
                 await pilot.press("right_square_bracket")
-                await pilot.pause()
-                assert not pane(app, f"a{len(shown)}").has_class("-off-page")
+                await wait_until(lambda: not pane(app, f"a{len(shown)}").has_class("-off-page"),
+                                 what="the next page")

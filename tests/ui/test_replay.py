@@ -17,11 +17,16 @@ SIZE = (160, 48)
 
 
 async def record(db: Path) -> SessionState:
-    """A live session with a pause, a redirect and a board edit; returns its final state."""
-    scripts = {"m1": ModelScript(tokens=WORDS, delay=0.003)}
+    """A live session with a pause, a redirect and a board edit; returns its final state.
+
+    b's first reply holds after 10 tokens until the redirect cuts it off: streaming freely, it
+    could finish while a's commands commit on a loaded machine, and a finished agent cannot be
+    redirected."""
+    scripts = {"m1": ModelScript(tokens=WORDS, delay=0.003),
+               "hold": ModelScript(tokens=WORDS, delay=0.003, stall_after=10, faults_for=1)}
     async with FakeOllama(scripts) as fake:
-        crew = make_crew(fake.url, [{"name": "a"}, {"name": "b"}, {"name": "c", "after": ["a"]}],
-                         state={"topic": "old"})
+        crew = make_crew(fake.url, [{"name": "a"}, {"name": "b", "model": "hold"},
+                                    {"name": "c", "after": ["a"]}], state={"topic": "old"})
         async with running(crew, db) as session:
             await wait_until(lambda: session.state.agents["a"].tokens >= 10, what="a streaming")
             await session.supervisor.pause("a")
@@ -54,7 +59,7 @@ async def test_replay_builds_the_same_state_as_the_live_run_and_writes_nothing(
     app = await ReplayApp.open(db, "last", speed=16)
     async with app.run_test(size=SIZE):
         await wait_until(lambda: app.player is not None
-                         and app.player.cursor == len(app.timeline), 30, "the replay's end")
+                         and app.player.cursor == len(app.timeline), what="the replay's end")
         await wait_until(lambda: app.view.outcome == "finished", what="the last frame")
         assert summary(app.view) == summary(live)
         assert "finished" in str(app.cockpit.panes["c"].header.render())
@@ -69,11 +74,11 @@ async def test_transport_keys_and_the_board_at_the_cursor(db: Path) -> None:
         player = app.player
         assert player is not None
         await pilot.press("space")
-        assert not player.playing
+        await wait_until(lambda: not player.playing, what="paused")
         await pilot.press("plus", "plus")
-        assert player.speed == 4.0
+        await wait_until(lambda: player.speed == 4.0, what="4x")
         await pilot.press("minus")
-        assert player.speed == 2.0
+        await wait_until(lambda: player.speed == 2.0, what="2x")
         await pilot.press("end")
         await wait_until(lambda: player.cursor == len(app.timeline), what="the end")
         assert app.view.board["topic"].value == "new"
@@ -91,7 +96,7 @@ async def test_transport_keys_and_the_board_at_the_cursor(db: Path) -> None:
         pause_ts = app.timeline.markers[edit].ts
         await player.seek(pause_ts)  # the pause, before the board edit
         await pilot.press("s")
-        assert isinstance(app.screen, InspectorScreen)
+        await wait_until(lambda: isinstance(app.screen, InspectorScreen), what="the inspector")
         await pilot.pause()
         assert app.view.board["topic"].value == "old"
         assert str(app.view.agents["a"].status) == "paused"

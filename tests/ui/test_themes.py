@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from cockpit.ui.app import make_app
 from cockpit.ui.themes import ThemeError, load_theme, load_themes, theme_dirs
-from tests.conftest import make_crew, wait_until
+from tests.conftest import PATIENCE, make_crew, wait_until
 from tests.fake_ollama import FakeOllama, ModelScript
 
 BUNDLED = theme_dirs()[0]
@@ -58,16 +59,13 @@ async def test_an_edited_theme_reapplies_live_and_a_broken_edit_keeps_it(
         async with app.run_test() as pilot:
             await pilot.pause()
             assert app.current_theme.primary == "#5fafff"
-            # The watcher starts in a worker; keep editing until it has seen an edit.
-            async def edited() -> bool:
+            # The watcher starts in a worker with no signal that it is watching; keep saving
+            # the edit until it has seen one (each save is a new change to see).
+            deadline = time.monotonic() + PATIENCE
+            while app.current_theme.primary != "#ff00ff":
+                assert time.monotonic() < deadline, "the theme watcher never saw the edit"
                 (themes / "mine.toml").write_text(text.replace("#5fafff", "#ff00ff"))
-                return app.current_theme.primary == "#ff00ff"
-
-            for _ in range(200):
-                if await edited():
-                    break
-                await pilot.pause(0.05)
-            assert app.current_theme.primary == "#ff00ff"
+                await pilot.pause(0.05)  # the interval between saves, not a wait for a result
             assert app.get_css_variables()["primary"].lower() == "#ff00ff"
             # An editor's atomic save (write elsewhere, rename over) that breaks the file.
             broken = themes / ".mine.toml.tmp"
