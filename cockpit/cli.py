@@ -1,7 +1,8 @@
 """Command line: arguments -> config -> the engine (headless) or the app (TUI).
 
 Exit codes (DESIGN.md): 0 every agent finished, 1 an agent failed or was stopped, 2 bad usage,
-a crew-file error or a log error, 130 interrupted (the session stays resumable).
+a crew-file error or a log error, 130 interrupted (the session stays resumable), 129 when the
+terminal hung up (SIGHUP).
 Errors are one clear line on stderr, never a traceback.
 """
 
@@ -32,9 +33,10 @@ if TYPE_CHECKING:
 
     from cockpit.core.resume import Resumable
     from cockpit.core.state import SessionState
+    from cockpit.core.supervisor import Supervisor
     from cockpit.embedded.protocol import ServerThread
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_HANGUP = 0, 1, 2, 130, 129
 PARALLEL = 2
 """Generations the embedded engine runs at once (the demo runs two agents side by side)."""
 
@@ -98,8 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(report)
 
     resume = commands.add_parser(
-        "resume", help="continue an interrupted or crashed session where its log ends")
+        "resume", help="continue an interrupted, crashed or failed session where its log ends")
     resume.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
+    resume.add_argument("--only", action="append", metavar="AGENT",
+                        help="continue only this agent (repeat for more); the others stay as "
+                             "they are and the session stays resumable")
     resume.add_argument("--headless", action="store_true",
                         help="no TUI: progress lines on stderr, exit when every agent has ended")
     resume.add_argument("--theme", metavar="NAME", help="TUI theme")
@@ -158,7 +163,7 @@ def summarise_crew(crew: CrewConfig, path: Path) -> str:
     for agent in crew.agents:
         after = f"  after {', '.join(agent.after)}" if agent.after else ""
         lines.append(f"  {agent.name.ljust(width)}  {crew.model_for(agent)} @ "
-                     f"{crew.host_for(agent)}{after}")
+                     f"{', '.join(crew.hosts_for(agent))}{after}")
     if crew.state:
         lines.append(f"  board: {', '.join(sorted(crew.state))}")
     return "\n".join(lines)
@@ -185,25 +190,31 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     async def load() -> Resumable:
         async with EventLog.open(db_path(args), create=False) as log:
-            return await load_resumable(log, args.session)
+            return await load_resumable(log, args.session, args.only)
 
     found = asyncio.run(load())
+    if found.complete:  # a crash between the last agent's end and the session's: close it
+        return run_async(run_headless(found.crew, Path(found.crew_path or "crew.toml"),
+                                      db_path(args), resume=found.state))
     return run_crew(found.crew, Path(found.crew_path or "crew.toml"), db_path(args),
-                    headless=args.headless, theme=args.theme, watch=False, resume=found.state)
+                    headless=args.headless, theme=args.theme, watch=False, resume=found.state,
+                    only=found.only)
 
 
 def run_crew(crew: CrewConfig, crew_path: Path, db: Path, *, headless: bool,
-             theme: str | None, watch: bool, resume: SessionState | None = None) -> int:
+             theme: str | None, watch: bool, resume: SessionState | None = None,
+             only: list[str] | None = None) -> int:
     """Run a crew (or continue `resume`) headless or in the TUI, with the embedded engine up
     if the crew uses it."""
     with contextlib.ExitStack() as stack:
         hosts = {}
-        if EMBEDDED_HOST in crew.hosts():
+        if EMBEDDED_HOST in crew.all_hosts():
             hosts[EMBEDDED_HOST] = stack.enter_context(start_engine(PARALLEL)).url
         if headless:
-            return run_async(run_headless(crew, crew_path, db, hosts=hosts, resume=resume))
+            return run_async(run_headless(crew, crew_path, db, hosts=hosts, resume=resume,
+                                          only=only))
         return run_tui(crew, crew_path, db, theme=theme, watch=watch, hosts=hosts,
-                       resume=resume)
+                       resume=resume, only=only)
 
 
 @contextlib.contextmanager
@@ -244,14 +255,14 @@ def cmd_engine(args: argparse.Namespace) -> int:
 
 def run_tui(crew: CrewConfig, crew_path: Path, db: Path, *, theme: str | None,
             watch: bool, hosts: dict[str, str] | None = None,
-            resume: SessionState | None = None) -> int:
+            resume: SessionState | None = None, only: list[str] | None = None) -> int:
     """Open the cockpit. The app owns the session: it opens the log and closes it on exit."""
 
     def build() -> App[int]:
         from cockpit.ui.app import make_app
 
         return make_app(crew, db, crew_path=crew_path.resolve(), theme=theme,
-                        watch_themes=watch, hosts=hosts, resume=resume)
+                        watch_themes=watch, hosts=hosts, resume=resume, resume_only=only)
 
     return run_app(build, "for pipes and scripts", EXIT_INTERRUPTED)
 
@@ -274,26 +285,39 @@ def run_app(build: Callable[[], App[int]], headless_use: str, no_code: int) -> i
 
 
 def run_async(main: Awaitable[int]) -> int:
-    """Run `main` with SIGTERM treated like Ctrl-C: both cancel it so it can log and close."""
+    """Run `main` with SIGTERM and SIGHUP treated like Ctrl-C: each cancels it so it can log
+    and close. Exit 130, or 129 for SIGHUP (the terminal closed)."""
+    received: list[int] = []
 
     async def wrapper() -> int:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
-        if task is not None:
+
+        def stop(signum: int) -> None:
+            received.append(signum)
+            if task is not None:
+                task.cancel()
+
+        for signum in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signal.SIGTERM, task.cancel)
+                loop.add_signal_handler(signum, stop, signum)
         return await main
 
     try:
         return asyncio.run(wrapper())
     except (KeyboardInterrupt, asyncio.CancelledError):
-        return EXIT_INTERRUPTED
+        return EXIT_HANGUP if received[:1] == [signal.SIGHUP] else EXIT_INTERRUPTED
 
 
 async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
                        stream: TextIO | None = None, hosts: dict[str, str] | None = None,
-                       resume: SessionState | None = None) -> int:
-    """Run the crew to its end with progress lines on `stream` (stderr)."""
+                       resume: SessionState | None = None, only: list[str] | None = None) -> int:
+    """Run the crew to its end with progress lines on `stream` (stderr).
+
+    Nobody can resume a paused agent here, so when only paused agents are left the run ends,
+    interrupted and resumable, and says so. A log that cannot be written at all ends the run
+    with exit 2 and says what was not written and where it went.
+    """
     from cockpit.core.bus import EventBus
     from cockpit.core.supervisor import Supervisor
     from cockpit.headless import HeadlessPrinter
@@ -310,7 +334,10 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
         if resume is not None:
             printer.state = copy.deepcopy(resume)  # its lines count from where the log ends
         try:
-            state = await supervisor.run(resume)
+            state = await supervisor.run(resume, only=only, until_idle=True)
+        except LogError:
+            await asyncio.shield(_abandon(supervisor))
+            raise
         except asyncio.CancelledError:
             await asyncio.shield(supervisor.shutdown())
             bus.close()
@@ -321,7 +348,23 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
         finally:
             bus.close()
             await printing
+    if state.outcome == "interrupted":
+        paused = [name for name, a in state.agents.items() if a.status.value == "paused"]
+        held = [name for name, a in state.agents.items()
+                if not a.status.ended and name not in paused]
+        why = (f"{', '.join(paused)} paused" if paused else "") + \
+            ("; " if paused and held else "") + (f"{', '.join(held)} not continued" if held
+                                                 else "")
+        print(f"cockpit: {why}; session {supervisor.session} stays resumable "
+              f"(`cockpit resume {supervisor.session}`)", file=out, flush=True)
+        return EXIT_INTERRUPTED
     return EXIT_OK if state.outcome == "finished" else EXIT_FAILED
+
+
+async def _abandon(supervisor: Supervisor) -> None:
+    """The log gave up: stop the agents without trying to log anything more."""
+    with contextlib.suppress(LogError):
+        await supervisor.shutdown()
 
 
 # -- sessions and export ------------------------------------------------------------------------
@@ -336,7 +379,7 @@ def _duration(row: SessionRow) -> str:
 
 def cmd_sessions(args: argparse.Namespace) -> int:
     async def load() -> list[SessionRow]:
-        async with EventLog.open(db_path(args), create=False) as log:
+        async with EventLog.open(db_path(args), readonly=True) as log:
             return await log.sessions()
 
     rows = asyncio.run(load())
@@ -409,7 +452,7 @@ def write_out(args: argparse.Namespace,
     """Run `writer` on session `args.session`, to stdout or (atomically) to `args.output`."""
 
     async def export(out: TextIO) -> int:
-        async with EventLog.open(db_path(args), create=False) as log:
+        async with EventLog.open(db_path(args), readonly=True) as log:
             session = await log.resolve(args.session)
             return await writer(log, session, out)
 

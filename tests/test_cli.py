@@ -128,8 +128,10 @@ def test_exit_codes(tmp_path: Path) -> None:
 
 def test_unreachable_host_is_reported_not_raised(tmp_path: Path) -> None:
     crew = tmp_path / "crew.toml"
-    crew.write_text(CREW.replace('model = "m1"', 'model = "m1"\nhost = "127.0.0.1:9"'))
+    crew.write_text(CREW.replace('model = "m1"',
+                                 'model = "m1"\nhost = "127.0.0.1:9"\nhost_wait = 0.5'))
     run = cockpit("run", str(crew), "--headless", "--db", str(tmp_path / "log.db"))
     assert run.returncode == 1
     assert "cannot reach Ollama at http://127.0.0.1:9" in run.stderr
+    assert "host_wait is 0.5 s" in run.stderr
     assert "Traceback" not in run.stderr

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import PATIENCE
 from tests.fake_ollama import FakeOllamaThread, ModelScript
 from tests.test_cli import cockpit
 
@@ -43,11 +44,13 @@ def rows(db: Path) -> list[tuple[int, str, str | None, str]]:
         return connection.execute("SELECT id, type, agent, data FROM events ORDER BY id").fetchall()
 
 
-def tokens_logged(db: Path) -> int:
+def chunks_logged(db: Path) -> int:
+    """Model chunks in the log so far. Counted by chunk, not by event: the runner merges the
+    chunks of one frame into one event, and how many merge depends on the machine's speed."""
     if not db.exists():
         return 0
     try:
-        return sum(1 for row in rows(db) if row[1] == "token")
+        return sum(json.loads(row[3]).get("chunks", 1) for row in rows(db) if row[1] == "token")
     except sqlite3.OperationalError:  # the schema is not written yet
         return 0
 
@@ -62,11 +65,14 @@ def test_sigkill_mid_stream_then_resume_finishes_every_agent_once(tmp_path: Path
     crew = tmp_path / "crew.toml"
     crew.write_text(CREW)
     db = tmp_path / "log.db"
-    with FakeOllamaThread({"m1": ModelScript(tokens=WORDS, delay=0.01)}) as fake:
+    # a's and b's first replies hold after 40 tokens until the kill, so the kill is certainly
+    # mid-stream: streaming freely, a busy test process could look up only after the end.
+    script = ModelScript(tokens=WORDS, delay=0.01, stall_after=40, faults_for=2)
+    with FakeOllamaThread({"m1": script}) as fake:
         run = start_run(crew, db, fake.url)
-        fake.wait_until(lambda: tokens_logged(db) >= 6, 30, "tokens in the log")
+        fake.wait_until(lambda: chunks_logged(db) >= 6, PATIENCE, "tokens in the log")
         run.send_signal(signal.SIGKILL)
-        run.wait(10)
+        run.wait(PATIENCE)
         before = rows(db)
         assert not any(r[1] == "session_finished" for r in before)
         sessions = json.loads(cockpit("sessions", "--json", "--db", str(db)).stdout)
@@ -109,13 +115,30 @@ def test_a_session_still_running_elsewhere_is_refused(tmp_path: Path) -> None:
     with FakeOllamaThread({"m1": ModelScript(tokens=WORDS, stall_after=3)}) as fake:
         run = start_run(crew, db, fake.url)
         try:
-            fake.wait_until(lambda: tokens_logged(db) >= 2, 30, "the run to stream")
+            fake.wait_until(lambda: chunks_logged(db) >= 2, PATIENCE, "the run to stream")
             refused = cockpit("resume", "last", "--headless", "--db", str(db))
             assert refused.returncode == 2
             assert f"still running in process {run.pid}" in refused.stderr
             assert "Traceback" not in refused.stderr
         finally:
             run.send_signal(signal.SIGTERM)
-            assert run.wait(30) == 130  # interrupted: logged as such, and resumable
+            assert run.wait(PATIENCE) == 130  # interrupted: logged as such, and resumable
+    sessions = json.loads(cockpit("sessions", "--json", "--db", str(db)).stdout)
+    assert sessions[0]["outcome"] == "interrupted" and sessions[0]["resumable"] is True
+
+
+def test_sighup_to_a_headless_run_interrupts_it_with_129(tmp_path: Path) -> None:
+    crew = tmp_path / "crew.toml"
+    crew.write_text(CREW)
+    db = tmp_path / "log.db"
+    with FakeOllamaThread({"m1": ModelScript(tokens=WORDS, stall_after=3)}) as fake:
+        run = start_run(crew, db, fake.url)
+        try:
+            fake.wait_until(lambda: chunks_logged(db) >= 2, 120, "the run to stream")
+            run.send_signal(signal.SIGHUP)  # its terminal closed
+            assert run.wait(120) == 129
+        finally:
+            run.kill()
+            run.wait()
     sessions = json.loads(cockpit("sessions", "--json", "--db", str(db)).stdout)
     assert sessions[0]["outcome"] == "interrupted" and sessions[0]["resumable"] is True

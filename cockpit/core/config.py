@@ -17,6 +17,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
+DEFAULT_HOST_WAIT = 600.0
+"""Ten minutes: an Ollama restart or update takes seconds, and a model reload after a GPU
+out-of-memory restart is bounded by Ollama's own OLLAMA_LOAD_TIMEOUT of five minutes; twice
+that leaves a margin without letting a crew sit all night on a machine that is gone."""
 EMBEDDED_HOST = "embedded"
 TEMPLATE_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 AGENT_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
@@ -52,6 +56,15 @@ def parse_host(host: str | None) -> str:
     return str(_parse_host(host))
 
 
+def _host_pool(hosts: list[str]) -> list[str]:
+    pool = [parse_host(host) for host in hosts]
+    if len(set(pool)) != len(pool):
+        raise ValueError("the same host is listed twice")
+    if EMBEDDED_HOST in pool and len(pool) > 1:
+        raise ValueError('"embedded" cannot be part of a pool')
+    return pool
+
+
 def default_host() -> str:
     """OLLAMA_HOST if set, else Ollama's default address."""
     env = os.environ.get("OLLAMA_HOST", "").strip()
@@ -71,6 +84,10 @@ class AgentConfig(_Strict):
     """Overrides the crew's model."""
     host: str | None = None
     """Overrides the crew's host."""
+    hosts: list[str] | None = Field(default=None, min_length=1)
+    """A pool of hosts for this agent; overrides the crew's host or hosts."""
+    host_wait: float | None = Field(default=None, ge=0)
+    """Overrides the crew's host_wait."""
     system: str = ""
     """System prompt; may use `{{key}}` to read the board."""
     task: str
@@ -96,6 +113,11 @@ class AgentConfig(_Strict):
     def _normalise_host(cls, value: str | None) -> str | None:
         return None if value is None else parse_host(value)
 
+    @field_validator("hosts")
+    @classmethod
+    def _normalise_hosts(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _host_pool(value)
+
     @field_validator("options")
     @classmethod
     def _known_options(cls, options: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +139,12 @@ class CrewConfig(_Strict):
     host: str = Field(default_factory=default_host)
     """Ollama address; default OLLAMA_HOST, else http://127.0.0.1:11434. "embedded" for the
     bundled engine."""
+    hosts: list[str] | None = Field(default=None, min_length=1)
+    """A pool of Ollama hosts: each request goes to one that has the model, preferring one
+    where it is loaded and the crew has the fewest requests in flight. Replaces `host`."""
+    host_wait: float = Field(default=DEFAULT_HOST_WAIT, ge=0)
+    """Seconds an agent waits for an unreachable host (refused, reset, DNS, connect timeout)
+    before it fails. These attempts do not count against `retries`."""
     model: str | None = None
     """Default model for agents that name none."""
     retries: int = Field(default=3, ge=0)
@@ -136,6 +164,11 @@ class CrewConfig(_Strict):
     def _normalise_host(cls, value: str) -> str:
         return parse_host(value)
 
+    @field_validator("hosts")
+    @classmethod
+    def _normalise_hosts(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _host_pool(value)
+
     def agent(self, name: str) -> AgentConfig:
         for agent in self.agents:
             if agent.name == name:
@@ -147,12 +180,24 @@ class CrewConfig(_Strict):
         assert model is not None, "validated by load_crew"
         return model
 
-    def host_for(self, agent: AgentConfig) -> str:
-        return agent.host or self.host
+    def hosts_for(self, agent: AgentConfig) -> list[str]:
+        """The agent's pool, in the order written: its own `hosts` or `host`, else the crew's."""
+        if agent.hosts:
+            return list(agent.hosts)
+        if agent.host:
+            return [agent.host]
+        return list(self.hosts) if self.hosts else [self.host]
 
-    def hosts(self) -> set[str]:
+    def host_for(self, agent: AgentConfig) -> str:
+        """The agent's first host (its only one, unless it has a pool)."""
+        return self.hosts_for(agent)[0]
+
+    def all_hosts(self) -> set[str]:
         """Every host some agent talks to ("embedded" among them if any uses the engine)."""
-        return {self.host_for(agent) for agent in self.agents}
+        return {host for agent in self.agents for host in self.hosts_for(agent)}
+
+    def host_wait_for(self, agent: AgentConfig) -> float:
+        return self.host_wait if agent.host_wait is None else agent.host_wait
 
     def retries_for(self, agent: AgentConfig) -> int:
         return self.retries if agent.retries is None else agent.retries
@@ -349,7 +394,12 @@ def _crew_problems(crew: CrewConfig, finder: _LineFinder) -> list[tuple[int | No
         label = f"agents[{index}] ({crew.agents[index].name})" + (f".{field}" if field else "")
         problems.append((finder.find(where), label, message))
 
+    if crew.hosts and "host" in crew.model_fields_set:
+        problems.append((finder.find(("hosts",)), "hosts",
+                         "set `host` or `hosts`, not both (a pool replaces the single host)"))
     for index, agent in enumerate(crew.agents):
+        if agent.host and agent.hosts:
+            add(index, "hosts", "set `host` or `hosts`, not both (a pool replaces the single host)")
         if names.index(agent.name) != index:
             add(index, "name", f"duplicate agent name {agent.name!r}")
         if agent.model is None and crew.model is None:

@@ -9,7 +9,7 @@ process memory. Events are frozen pydantic models in one union discriminated by 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -32,6 +32,13 @@ class BaseEvent(BaseModel):
     id: int | None = None
     """The log's row id; None until the event has been read back from the log."""
 
+    durable: ClassVar[bool] = False
+    """On disk before whatever caused it goes on: `Supervisor.record` awaits the log's commit
+    for these (interventions, completed messages, lifecycle, board writes), and never for text
+    (tokens are batched by the writer). The one statement of that rule."""
+    terminal: ClassVar[bool] = False
+    """Ends the agent's run (until a restart or a resume)."""
+
     def data(self) -> dict[str, Any]:
         """The event-specific fields, as in the export's `data` object."""
         return self.model_dump(mode="json", exclude=ENVELOPE)
@@ -39,21 +46,32 @@ class BaseEvent(BaseModel):
 
 class SessionStarted(BaseEvent):
     type: Literal["session_started"] = "session_started"
+    durable: ClassVar[bool] = True
     crew: str
     crew_path: str | None = None
     config: dict[str, Any]
     """The validated crew, so a session can be resumed or replayed without the file."""
     pid: int
     version: str
+    hostname: str = ""
+    """With `proc_start`, what tells the owning process from a later one that reused its pid."""
+    proc_start: float | None = None
+    """When the owning process started (Unix time, from /proc), if known."""
 
 
 class SessionResumed(BaseEvent):
     type: Literal["session_resumed"] = "session_resumed"
+    durable: ClassVar[bool] = True
     pid: int
+    hostname: str = ""
+    proc_start: float | None = None
+    only: list[str] | None = None
+    """`cockpit resume --only`: the agents that continue; None for all of them."""
 
 
 class SessionFinished(BaseEvent):
     type: Literal["session_finished"] = "session_finished"
+    durable: ClassVar[bool] = True
     outcome: Literal["finished", "failed", "interrupted"]
     agents: dict[str, str]
     """Each agent's final status."""
@@ -61,6 +79,7 @@ class SessionFinished(BaseEvent):
 
 class AgentStarted(BaseEvent):
     type: Literal["agent_started"] = "agent_started"
+    durable: ClassVar[bool] = True
     model: str
     host: str
     messages: list[dict[str, Any]]
@@ -87,6 +106,7 @@ class MessageCompleted(BaseEvent):
     that was continued after a pause or a retry; the metrics are Ollama's for the last request."""
 
     type: Literal["message_completed"] = "message_completed"
+    durable: ClassVar[bool] = True
     content: str
     thinking: str = ""
     done_reason: str | None = None
@@ -100,33 +120,40 @@ class MessageCompleted(BaseEvent):
 
 class AgentPaused(BaseEvent):
     type: Literal["agent_paused"] = "agent_paused"
+    durable: ClassVar[bool] = True
     by: str = "person"
 
 
 class AgentResumed(BaseEvent):
     type: Literal["agent_resumed"] = "agent_resumed"
+    durable: ClassVar[bool] = True
     by: str = "person"
 
 
 class AgentRedirected(BaseEvent):
     type: Literal["agent_redirected"] = "agent_redirected"
+    durable: ClassVar[bool] = True
     instruction: str
     by: str = "person"
 
 
 class AgentStopped(BaseEvent):
     type: Literal["agent_stopped"] = "agent_stopped"
+    durable: ClassVar[bool] = True
+    terminal: ClassVar[bool] = True
     by: str = "person"
     reason: str = ""
 
 
 class AgentRestarted(BaseEvent):
     type: Literal["agent_restarted"] = "agent_restarted"
+    durable: ClassVar[bool] = True
     by: str = "person"
 
 
 class StateSet(BaseEvent):
     type: Literal["state_set"] = "state_set"
+    durable: ClassVar[bool] = True
     key: str
     value: Any
     by: str
@@ -138,6 +165,8 @@ class Retrying(BaseEvent):
     """1 for the first retry."""
     reason: str
     delay: float
+    host: str = ""
+    """The host the failed attempt used."""
 
 
 class Stalled(BaseEvent):
@@ -146,13 +175,61 @@ class Stalled(BaseEvent):
     """How long no chunk had arrived."""
 
 
+class HostWaiting(BaseEvent):
+    """The agent's host cannot be reached (refused, reset, DNS, connect timeout): the agent
+    waits for it, up to `limit` seconds, without spending its retries. Logged once per outage,
+    not per attempt."""
+
+    type: Literal["host_waiting"] = "host_waiting"
+    host: str
+    reason: str
+    limit: float
+    """The agent's `host_wait`, in seconds."""
+
+
+class HostBack(BaseEvent):
+    """The host answered again after `host_waiting`; `waited` seconds were spent waiting."""
+
+    type: Literal["host_back"] = "host_back"
+    host: str
+    waited: float
+
+
+class HostSelected(BaseEvent):
+    """The agent's next request goes to `host`, another host of its pool than before (the
+    model is there, loaded, or the host is less busy; or the last one went down)."""
+
+    type: Literal["host_selected"] = "host_selected"
+    host: str
+    reason: str = ""
+
+
+class LogStuck(BaseEvent):
+    """The event log has refused writes for a few seconds (locked, disk full, I/O error). The
+    events from here on wait in memory, in order, and are written when the log recovers; the
+    agents are paused meanwhile (`by="log"`) so memory cannot grow without bound."""
+
+    type: Literal["log_stuck"] = "log_stuck"
+    cause: str
+
+
+class LogRecovered(BaseEvent):
+    type: Literal["log_recovered"] = "log_recovered"
+    stuck_for: float
+    """Seconds the log refused writes."""
+
+
 class AgentFailed(BaseEvent):
     type: Literal["agent_failed"] = "agent_failed"
+    durable: ClassVar[bool] = True
+    terminal: ClassVar[bool] = True
     error: str
 
 
 class AgentFinished(BaseEvent):
     type: Literal["agent_finished"] = "agent_finished"
+    durable: ClassVar[bool] = True
+    terminal: ClassVar[bool] = True
     output: str
 
 
@@ -172,6 +249,11 @@ Event = Annotated[
     | StateSet
     | Retrying
     | Stalled
+    | HostWaiting
+    | HostBack
+    | HostSelected
+    | LogStuck
+    | LogRecovered
     | AgentFailed
     | AgentFinished,
     Field(discriminator="type"),
@@ -179,14 +261,13 @@ Event = Annotated[
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
-DURABLE_TYPES = frozenset({
-    "session_started", "session_resumed", "session_finished", "agent_started",
-    "message_completed", "agent_paused", "agent_resumed", "agent_redirected", "agent_stopped",
-    "agent_restarted", "state_set", "agent_failed", "agent_finished",
-})
-"""Types committed to disk before the command or step that caused them goes on."""
+EVENT_CLASSES: dict[str, type[BaseEvent]] = {
+    cls.model_fields["type"].default: cls for cls in get_args(get_args(Event)[0])
+}
+"""Every event type by its `type` string."""
 
-TERMINAL_TYPES = frozenset({"agent_finished", "agent_failed", "agent_stopped"})
+DURABLE_TYPES = frozenset(name for name, cls in EVENT_CLASSES.items() if cls.durable)
+TERMINAL_TYPES = frozenset(name for name, cls in EVENT_CLASSES.items() if cls.terminal)
 
 
 def event_from_row(

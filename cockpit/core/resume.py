@@ -1,5 +1,5 @@
-"""Rebuilding a session from its log, to continue it (`cockpit resume`) after q, Ctrl-C or a
-crash.
+"""Rebuilding a session from its log, to continue it (`cockpit resume`) after q, Ctrl-C, a
+crash or a failure.
 
 The log is the only input: the crew is the config that `session_started` recorded, and the
 state is the fold of every committed event. A reply cut off mid-way is the sum of its logged
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from cockpit.core.config import CrewConfig
 from cockpit.core.eventlog import EventLog, SessionRow
-from cockpit.core.state import SessionState, fold
+from cockpit.core.process import owner_alive
+from cockpit.core.state import AgentStatus, SessionState, fold
 
 
 class ResumeError(Exception):
@@ -26,50 +27,57 @@ class Resumable:
     crew: CrewConfig
     state: SessionState
     crew_path: str | None
+    only: list[str] | None = None
 
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id is running (ours counts). A zombie, killed but not yet
-    reaped by its parent, is not: right after `kill -9` it still answers signal 0."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): signal 0 is all we know
+    @property
+    def complete(self) -> bool:
+        """Every agent finished; only `session_finished` is missing (a crash right before
+        it). Resuming just closes the session."""
+        return all(a.status is AgentStatus.FINISHED for a in self.state.agents.values())
 
 
 def outcome_of(row: SessionRow) -> str:
     """The logged outcome, else `running` (its process is alive) or `crashed`."""
     if row.outcome:
         return row.outcome
-    return "running" if row.pid and pid_alive(row.pid) else "crashed"
+    return "running" if owner_alive(row.pid, row.hostname, row.proc_start) else "crashed"
 
 
 def resumable(row: SessionRow) -> bool:
-    return outcome_of(row) in ("interrupted", "crashed")
+    return outcome_of(row) in ("interrupted", "crashed", "failed")
 
 
-async def load_resumable(log: EventLog, ref: str) -> Resumable:
+async def load_resumable(log: EventLog, ref: str, only: list[str] | None = None) -> Resumable:
     """The crew and folded state of session `ref`, or a ResumeError saying why not."""
     session = await log.resolve(ref)
     row = next(r for r in await log.sessions() if r.id == session)
     outcome = outcome_of(row)
-    if outcome == "running" and row.pid != os.getpid():
-        raise ResumeError(f"session {session} is still running in process {row.pid}; "
+    if outcome == "running" and row.pid == os.getpid():
+        outcome = "crashed"  # this process owned it, and its supervisor is gone
+    if outcome == "running":
+        where = f"process {row.pid}" + (f" on {row.hostname}" if row.hostname else "")
+        raise ResumeError(f"session {session} is still running in {where}; "
                           f"quit it there first (or `kill {row.pid}`), then resume")
-    if outcome in ("finished", "failed"):
-        raise ResumeError(f"session {session} already ended ({outcome}); nothing to resume. "
+    if outcome == "finished":
+        raise ResumeError(f"session {session} already ended (finished); nothing to resume. "
                           "`cockpit report` explains it, `cockpit replay` shows it again")
     crew, crew_path = await log.crew(session)
     state = fold([event async for event in log.iter_events(session)])
-    if state.all_ended:
-        raise ResumeError(f"session {session}: every agent has ended; nothing to resume")
-    return Resumable(crew, state, crew_path)
+    if only:
+        unknown = [name for name in only if name not in state.agents]
+        if unknown:
+            raise ResumeError(f"session {session} has no agent named {unknown[0]!r} "
+                              f"(its agents: {', '.join(state.agents)})")
+    found = Resumable(crew, state, crew_path, only)
+    if found.complete:
+        return found
+    if not any(_continues(agent.status) for name, agent in state.agents.items()
+               if only is None or name in only):
+        which = "of the --only agents " if only else ""
+        raise ResumeError(f"session {session}: none {which}can continue: finished and stopped "
+                          "agents stay so (`R` in the TUI restarts a stopped one)")
+    return found
+
+
+def _continues(status: AgentStatus) -> bool:
+    return status not in (AgentStatus.FINISHED, AgentStatus.STOPPED)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,12 +26,14 @@ import pydantic
 
 from cockpit.core import events as ev
 from cockpit.core.eventlog import LogError
+from cockpit.core.hosts import HostUnreachable, ModelUnavailable, unreachable
 from cockpit.core.state import AgentState
 
 if TYPE_CHECKING:
     from cockpit.core.supervisor import Supervisor
 
 MAX_BACKOFF = 30.0
+"""The longest pause between two attempts, for retries and for waiting on a host."""
 TOKEN_WINDOW = 1 / 30
 """Chunks that arrive within one UI frame of each other become one token event: the log, the
 bus and every view then cost per frame, not per token, when Ollama streams fast."""
@@ -65,45 +68,76 @@ class StreamEnded(Exception):
     """The stream closed without a `done` chunk."""
 
 
-def classify(error: BaseException, host: str) -> tuple[bool, str]:
-    """(retryable, message) for an error from a request. Messages are for the user."""
+Kind = Literal["unreachable", "retry", "fatal"]
+
+
+def classify(error: BaseException, host: str, received: bool = False) -> tuple[Kind, str]:
+    """(kind, message) for an error from a request. Messages are for the user.
+
+    "unreachable": the host could not be reached (refused, DNS, connect timeout, or reset
+    before it sent a byte): the agent waits for it, within `host_wait`, without spending
+    retries. "retry": the host answered badly or the reply broke off; counts against `retries`.
+    "fatal": retrying cannot help (404, 400, ...).
+    """
+    if isinstance(error, HostUnreachable):
+        return "unreachable", str(error)
+    if isinstance(error, ModelUnavailable):
+        return "fatal", str(error)
     if isinstance(error, ollama.ResponseError):
         status = error.status_code
         if status == -1:
-            return True, f"Ollama reported an error mid-stream: {error.error}"
+            return "retry", f"Ollama reported an error mid-stream: {error.error}"
         if status in (429, 499) or status >= 500:
-            return True, f"Ollama answered {status}: {error.error}"
-        return False, f"Ollama answered {status}: {error.error}"
+            return "retry", f"Ollama answered {status}: {error.error}"
+        return "fatal", f"Ollama answered {status}: {error.error}"
     if isinstance(error, StallError):
-        return True, f"stalled: {error}"
-    if isinstance(error, httpx.ConnectError | ConnectionError | httpx.ConnectTimeout):
+        return "retry", f"stalled: {error}"
+    if unreachable(error):
         detail = str(error) or type(error).__name__
         if "All connection attempts failed" in detail or "refused" in detail.lower():
             detail = "connection refused"
-        return True, f"cannot reach Ollama at {host}: {detail}"
+        return "unreachable", f"cannot reach Ollama at {host}: {detail}"
     if isinstance(error, StreamEnded | httpx.TransportError):
         detail = str(error) or type(error).__name__
-        return True, f"connection to {host} dropped mid-reply: {detail}"
+        if not received and isinstance(error, httpx.RemoteProtocolError | httpx.ReadError):
+            return "unreachable", f"Ollama at {host} closed the connection before answering"
+        return "retry", f"connection to {host} dropped mid-reply: {detail}"
     if isinstance(error, pydantic.ValidationError | json.JSONDecodeError):
-        return True, f"unexpected response from {host}: {type(error).__name__}"
-    return False, f"{type(error).__name__}: {error}"
+        return "retry", f"unexpected response from {host}: {type(error).__name__}"
+    return "fatal", f"{type(error).__name__}: {error}"
+
+
+def host_wait_delay(attempt: int, first: float) -> float:
+    """Capped exponential backoff with jitter for the `attempt`-th try at an unreachable host:
+    from `first` (at least 0.1 s: no busy loop) doubling to MAX_BACKOFF, each delay drawn
+    from 75-125 % of that so agents waiting on one host do not knock in step."""
+    base: float = min(max(first, 0.1) * 2.0 ** min(attempt - 1, 16), MAX_BACKOFF)
+    return min(base * random.uniform(0.75, 1.25), MAX_BACKOFF)
 
 
 class Runner:
     """Drives one agent until it finishes, fails or is stopped."""
 
-    def __init__(self, supervisor: Supervisor, name: str, client: ollama.AsyncClient) -> None:
+    def __init__(self, supervisor: Supervisor, name: str) -> None:
         self.supervisor = supervisor
         self.name = name
-        self.client = client
+        self.pool = supervisor.pool
         crew = supervisor.crew
         self.config = crew.agent(name)
         self.model = crew.model_for(self.config)
-        self.host = crew.host_for(self.config)
+        self.hosts = crew.hosts_for(self.config)
+        self.host = self.agent.host if self.agent.host in self.hosts else self.hosts[0]
+        """The host of the current (or last) attempt."""
         self.retries = crew.retries_for(self.config)
         self.stall_timeout = crew.stall_timeout_for(self.config)
+        self.host_wait = crew.host_wait_for(self.config)
         self.backoff = crew.retry_backoff
         self._attempt_task: asyncio.Task[dict[str, Any]] | None = None
+        self._received = False
+        """Whether the current attempt has had a chunk: a drop after one is a broken reply,
+        before one the host is unreachable."""
+        self._waiting_since: float | None = None
+        """Loop time the agent began waiting for an unreachable host, else None."""
         self._command: Command | None = None
         self._wake: asyncio.Future[Command] | None = None
         self._applying = False
@@ -139,21 +173,33 @@ class Runner:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Stream until the agent ends. The partial reply in the state is continued, if any."""
+    async def run(self, *, paused: bool = False) -> None:
+        """Stream until the agent ends. The partial reply in the state is continued, if any.
+
+        `paused`: the log says the agent is paused (a pause outlives quit and resume), so it
+        waits for a resume before it sends anything.
+        """
         failures = 0
         delay = 0.0
+        waits = 0
+        loop = asyncio.get_running_loop()
+        if paused:
+            self._command = Command("pause", by=self.agent.paused_by or "person")
         while True:
             if self._command is not None:
                 command, self._command = self._command, None
                 self._applying = True
                 try:
-                    if not await self._apply(command):
+                    if not await self._apply(command, logged=paused):
                         return
                 finally:
                     self._applying = False
-                failures = 0
+                paused = False
+                failures = waits = 0
+                delay = 0.0
+                self._waiting_since = None  # a new wait starts if the host is still down
                 continue
+            self._received = False
             self._attempt_task = asyncio.create_task(
                 self._attempt(delay), name=f"cockpit {self.name} request"
             )
@@ -168,28 +214,63 @@ class Runner:
             except LogError:
                 raise  # the log itself is broken: the supervisor stops the session
             except Exception as error:  # every failure becomes an event, never a traceback
-                retryable, message = classify(error, self.host)
+                kind, message = classify(error, self.host, self._received)
+                if kind != "fatal":
+                    self.pool.forget(self.host)
+                if kind == "unreachable":
+                    now = loop.time()
+                    if self._waiting_since is None:
+                        self._waiting_since = now
+                        await self.supervisor.record(
+                            ev.HostWaiting, self.name, host=self._hosts_label(error),
+                            reason=message, limit=self.host_wait)
+                    waited = now - self._waiting_since
+                    if waited < self.host_wait:
+                        waits += 1
+                        delay = min(host_wait_delay(waits, self.backoff),
+                                    self.host_wait - waited)
+                        continue
+                    message = (f"{message} (still unreachable after waiting "
+                               f"{_duration(waited)}; host_wait is {_duration(self.host_wait)})")
+                    await self.supervisor.record(ev.AgentFailed, self.name, error=message)
+                    return
+                await self._host_answered()
                 if isinstance(error, StallError):
                     self._emit(ev.Stalled, seconds=error.seconds)
-                if retryable and failures < self.retries:
+                if self._received:
+                    failures = 0  # it made progress: retries bound failures in a row
+                if kind == "retry" and failures < self.retries:
                     failures += 1
                     delay = min(self.backoff * 2 ** (failures - 1), MAX_BACKOFF)
-                    self._emit(ev.Retrying, attempt=failures, reason=message, delay=delay)
+                    self._emit(ev.Retrying, attempt=failures, reason=message, delay=delay,
+                               host=self.host)
                     continue
-                if retryable and self.retries:
+                if kind == "retry" and self.retries:
                     message += f" (gave up after {self.retries} retries)"
-                self._emit(ev.AgentFailed, error=message)
-                await self.supervisor.commit()
+                await self.supervisor.record(ev.AgentFailed, self.name, error=message)
                 return
             finally:
                 self._attempt_task = None
             await self._complete(metrics)
             return
 
-    async def _apply(self, command: Command) -> bool:
-        """Apply an interrupting command. False when the agent has ended."""
+    def _hosts_label(self, error: BaseException) -> str:
+        return ", ".join(self.hosts) if isinstance(error, HostUnreachable) else self.host
+
+    async def _host_answered(self) -> None:
+        """The host answered (a chunk, or an error status): end a wait for it, if any."""
+        if self._waiting_since is not None:
+            waited = asyncio.get_running_loop().time() - self._waiting_since
+            self._waiting_since = None
+            await self.supervisor.record(ev.HostBack, self.name, host=self.host,
+                                         waited=round(waited, 3))
+
+    async def _apply(self, command: Command, *, logged: bool = False) -> bool:
+        """Apply an interrupting command. False when the agent has ended. `logged`: a pause
+        the log already records (resuming a session with the agent paused)."""
         if command.kind == "pause":
-            self._emit(ev.AgentPaused, by=command.by)
+            if not logged:
+                self._emit(ev.AgentPaused, by=command.by)
             refusal: Exception | None = None
             while command.kind == "pause":
                 # Ready for the resume before the pause is acknowledged: the user sees
@@ -223,9 +304,8 @@ class Runner:
         output = agent.partial
         self._emit(ev.MessageCompleted, content=output, thinking=agent.partial_thinking, **metrics)
         self._emit(ev.AgentFinished, output=output)
-        self.supervisor.emit(ev.StateSet, self.name, key=f"outputs.{self.name}", value=output,
-                             by=self.name)
-        await self.supervisor.commit()
+        await self.supervisor.record(ev.StateSet, self.name, key=f"outputs.{self.name}",
+                                     value=output, by=self.name)
         if self._command is not None:  # a command raced with the last chunk: the agent won
             command, self._command = self._command, None
             await self._acknowledge(command, CommandError(f"{self.name} already finished"))
@@ -239,11 +319,19 @@ class Runner:
         """
         if delay:
             await asyncio.sleep(delay)
+        host, why = await self.pool.choose(self.model, self.hosts)
+        if host != self.host:
+            self.host = host
+            self._emit(ev.HostSelected, host=host, reason=why)
+        with self.pool.request(host):
+            return await self._stream(self.pool.client(host))
+
+    async def _stream(self, client: ollama.AsyncClient) -> dict[str, Any]:
         watchdog = _StallWatchdog(self.stall_timeout)
         text = _Coalescer(self.supervisor, self.name)
         clock = asyncio.get_running_loop().time
         next_yield = clock() + YIELD_EVERY
-        stream = await self.client.chat(
+        stream = await client.chat(
             self.model,
             messages=self.agent.conversation(),
             options=self.config.options or None,
@@ -251,6 +339,9 @@ class Runner:
         )
         try:
             async for part in stream:
+                if not self._received:
+                    self._received = True
+                    await self._host_answered()
                 now = watchdog.chunk()
                 if now >= next_yield:
                     await asyncio.sleep(0)
@@ -341,9 +432,13 @@ class _StallWatchdog:
                                          self._check)
 
     def chunk(self) -> float:
-        """Record a chunk's arrival; returns the loop time."""
+        """Record a chunk's arrival; returns the loop time. The first chunk ends the queue
+        wait, so the timer moves from 10 stall timeouts after the request to one after it."""
         self.last = now = self.loop.time()
-        self.received = True
+        if not self.received:
+            self.received = True
+            self._handle.cancel()
+            self._handle = self.loop.call_at(now + self.stall_timeout, self._check)
         return now
 
     def _check(self) -> None:
@@ -364,3 +459,13 @@ def _being_cancelled() -> bool:
     """True if the current task itself is being cancelled (shutdown), not just its request."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+def _duration(seconds: float) -> str:
+    """`45 s`, `3 min`, `1 h 5 min`: for messages."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"

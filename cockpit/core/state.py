@@ -25,6 +25,8 @@ class AgentStatus(StrEnum):
     STREAMING = "streaming"
     THINKING = "thinking"
     PAUSED = "paused"
+    WAITING_HOST = "waiting for Ollama"
+    """Its host cannot be reached; the agent retries until `host_wait` runs out."""
     RETRYING = "retrying"
     STALLED = "stalled"
     FINISHED = "finished"
@@ -44,7 +46,7 @@ class AgentStatus(StrEnum):
 ENDED = frozenset({AgentStatus.FINISHED, AgentStatus.FAILED, AgentStatus.STOPPED})
 RUNNING = frozenset({
     AgentStatus.QUEUED, AgentStatus.STREAMING, AgentStatus.THINKING, AgentStatus.RETRYING,
-    AgentStatus.STALLED,
+    AgentStatus.STALLED, AgentStatus.WAITING_HOST,
 })
 
 
@@ -70,6 +72,12 @@ class AgentState:
     retries: int = 0
     stalls: int = 0
     interventions: int = 0
+    paused_by: str | None = None
+    """Who paused the agent while it is paused ("person", "log", ...)."""
+    waiting_since: float | None = None
+    """When the agent began waiting for its unreachable host (`host_waiting`), else None."""
+    waited: float = 0.0
+    """Seconds spent waiting for unreachable hosts, over the whole run."""
     metrics: dict[str, Any] = field(default_factory=dict)
     """Ollama's metrics from the last completed message."""
     eval_count: int = 0
@@ -141,6 +149,10 @@ class SessionState:
     last_id: int = 0
     last_ts: float | None = None
     events: int = 0
+    log_stuck: str | None = None
+    """Why the event log refuses writes (`log_stuck` until `log_recovered`), else None."""
+    only: list[str] | None = None
+    """The agents the last `cockpit resume --only` continued (None: all)."""
 
     def apply(self, event: ev.BaseEvent) -> None:
         """Fold one event into the state."""
@@ -194,6 +206,7 @@ def _session_started(state: SessionState, event: ev.SessionStarted) -> None:
 
 def _session_resumed(state: SessionState, event: ev.SessionResumed) -> None:
     state.ended_at = state.outcome = None
+    state.only = list(event.only) if event.only is not None else None
 
 
 def _session_finished(state: SessionState, event: ev.SessionFinished) -> None:
@@ -205,7 +218,7 @@ def _agent_started(state: SessionState, event: ev.AgentStarted) -> None:
     agent.model, agent.host = event.model, event.host
     agent.messages = [dict(message) for message in event.messages]
     agent.clear_partial()
-    agent.output = agent.error = agent.ended_at = None
+    agent.output = agent.error = agent.ended_at = agent.paused_by = agent.waiting_since = None
     agent.started_at = event.ts
     agent.status = AgentStatus.QUEUED
 
@@ -244,14 +257,55 @@ def _message_completed(state: SessionState, event: ev.MessageCompleted) -> None:
     agent.eval_duration += event.eval_duration or 0
 
 
-def _status(status: AgentStatus, *, intervention: bool = False) -> Callable[..., None]:
-    def apply(state: SessionState, event: ev.BaseEvent) -> None:
-        agent = state.agent(event)
-        agent.status = status
-        if intervention:
-            agent.interventions += 1
+def _paused(state: SessionState, event: ev.AgentPaused) -> None:
+    agent = state.agent(event)
+    agent.status, agent.paused_by = AgentStatus.PAUSED, event.by
+    agent.interventions += event.by != "log"
 
-    return apply
+
+def _resumed(state: SessionState, event: ev.AgentResumed) -> None:
+    """Resumed by a person, by the log recovering, or by `cockpit resume` continuing a failed
+    agent (its error is then history: the partial reply goes on)."""
+    agent = state.agent(event)
+    if agent.status.ended:
+        agent.error = agent.ended_at = None
+        state.ended_at = state.outcome = None
+    agent.status, agent.paused_by = AgentStatus.QUEUED, None
+    agent.interventions += event.by != "log"
+
+
+def _restarted(state: SessionState, event: ev.AgentRestarted) -> None:
+    """A restarted agent runs again, so a session that had ended is open again."""
+    agent = state.agent(event)
+    agent.status, agent.paused_by = AgentStatus.QUEUED, None
+    agent.error = agent.ended_at = None
+    agent.interventions += 1
+    state.ended_at = state.outcome = None
+
+
+def _host_waiting(state: SessionState, event: ev.HostWaiting) -> None:
+    agent = state.agent(event)
+    agent.status, agent.host, agent.waiting_since = AgentStatus.WAITING_HOST, event.host, event.ts
+
+
+def _host_back(state: SessionState, event: ev.HostBack) -> None:
+    agent = state.agent(event)
+    agent.waiting_since = None
+    agent.waited += event.waited
+    if agent.status is AgentStatus.WAITING_HOST:
+        agent.status = AgentStatus.QUEUED
+
+
+def _host_selected(state: SessionState, event: ev.HostSelected) -> None:
+    state.agent(event).host = event.host
+
+
+def _log_stuck(state: SessionState, event: ev.LogStuck) -> None:
+    state.log_stuck = event.cause
+
+
+def _log_recovered(state: SessionState, event: ev.LogRecovered) -> None:
+    state.log_stuck = None
 
 
 def _redirected(state: SessionState, event: ev.AgentRedirected) -> None:
@@ -260,7 +314,7 @@ def _redirected(state: SessionState, event: ev.AgentRedirected) -> None:
         agent.messages = agent.conversation()
         agent.clear_partial()
     agent.messages.append({"role": "user", "content": event.instruction})
-    agent.status = AgentStatus.QUEUED
+    agent.status, agent.paused_by = AgentStatus.QUEUED, None
     agent.interventions += 1
 
 
@@ -275,6 +329,7 @@ def _retrying(state: SessionState, event: ev.Retrying) -> None:
     agent = state.agent(event)
     agent.status = AgentStatus.RETRYING
     agent.retries += 1
+    agent.waiting_since = None
 
 
 def _stalled(state: SessionState, event: ev.Stalled) -> None:
@@ -286,6 +341,7 @@ def _stalled(state: SessionState, event: ev.Stalled) -> None:
 def _failed(state: SessionState, event: ev.AgentFailed) -> None:
     agent = state.agent(event)
     agent.status, agent.error, agent.ended_at = AgentStatus.FAILED, event.error, event.ts
+    agent.waiting_since = None
 
 
 def _finished(state: SessionState, event: ev.AgentFinished) -> None:
@@ -308,11 +364,16 @@ _HANDLERS: dict[str, Callable[..., None]] = {
     "token": _token,
     "thinking": _thinking,
     "message_completed": _message_completed,
-    "agent_paused": _status(AgentStatus.PAUSED, intervention=True),
-    "agent_resumed": _status(AgentStatus.QUEUED, intervention=True),
+    "agent_paused": _paused,
+    "agent_resumed": _resumed,
     "agent_redirected": _redirected,
     "agent_stopped": _stopped,
-    "agent_restarted": _status(AgentStatus.QUEUED, intervention=True),
+    "agent_restarted": _restarted,
+    "host_waiting": _host_waiting,
+    "host_back": _host_back,
+    "host_selected": _host_selected,
+    "log_stuck": _log_stuck,
+    "log_recovered": _log_recovered,
     "state_set": _state_set,
     "retrying": _retrying,
     "stalled": _stalled,

@@ -9,10 +9,10 @@ committed to the log.
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,13 +23,19 @@ from cockpit import __version__
 from cockpit.core import events as ev
 from cockpit.core.bus import EventBus
 from cockpit.core.config import CrewConfig, render_template
-from cockpit.core.eventlog import EventLog
+from cockpit.core.eventlog import EventLog, LogError
+from cockpit.core.hosts import HostPool
+from cockpit.core.process import process_identity
 from cockpit.core.runner import Command, CommandError, Runner
 from cockpit.core.state import RUNNING, AgentStatus, SessionState
 
 E = TypeVar("E", bound=ev.BaseEvent)
 
 CONNECT_TIMEOUT = 10.0
+LOG = "log"
+"""Who pauses and resumes the agents while the event log refuses writes."""
+SYSTEM_PAUSERS = frozenset({LOG})
+"""Pausers that resume by themselves: their pauses do not outlive a quit."""
 
 
 def new_session_id(now: float | None = None) -> str:
@@ -55,7 +61,7 @@ class Supervisor:
         self.crew = crew
         self.log = log
         self.bus = bus if bus is not None else EventBus()
-        self.bus.add_sink(log.append)
+        self.bus.add_sink(self._to_log)
         self.crew_path = str(crew_path) if crew_path is not None else None
         self.session = session or new_session_id()
         self.state = SessionState()
@@ -64,13 +70,21 @@ class Supervisor:
         """Event timestamps; tests and screenshots freeze it."""
         self._seq = 0
         self._clients: dict[str, ollama.AsyncClient] = {}
+        self.pool = HostPool(self.client)
         self._runners: dict[str, Runner] = {}
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._ended = {agent.name: asyncio.Event() for agent in crew.agents}
         self._changed = asyncio.Event()
-        self._finished = False
+        self._held: set[str] = set()
+        """Agents `cockpit resume --only` leaves where they are: not run, not waited for."""
         self._error: BaseException | None = None
         """A driver that died of something other than an agent failure (a broken log)."""
+        self._log_task: asyncio.Task[None] | None = None
+        self._finisher: asyncio.Task[SessionState] | None = None
+        """Ends a session again that a restart reopened."""
+        self._log_stuck_at: float | None = None
+        log.add_health_listener(self._log_health)
+        log.add_failure_listener(self._log_failed)
 
     # -- events --------------------------------------------------------------------------------
 
@@ -81,9 +95,33 @@ class Supervisor:
                            **fields)
         self.state.apply(event)
         self.bus.publish(event)
-        if event.type in ev.TERMINAL_TYPES and agent is not None:  # type: ignore[attr-defined]
+        if event.terminal and agent is not None:
             self._ended[agent].set()
             self._changed.set()
+        return event
+
+    def _log_failed(self, error: LogError) -> None:
+        """The log gave up for good: end the session now, even if every agent is paused."""
+        if self._error is None:
+            self._error = error
+            self._changed.set()
+
+    def _to_log(self, event: ev.BaseEvent) -> None:
+        """The log's sink. A log that gave up is the session's end, noticed once here and
+        raised by `wait()`, not a traceback from whichever timer or task emitted next."""
+        try:
+            self.log.append(event)
+        except LogError as error:
+            if self._error is None:
+                self._error = error
+                self._changed.set()
+
+    async def record(self, event_type: type[E], agent: str | None, **fields: Any) -> E:
+        """`emit`, then, for a durable type (`BaseEvent.durable`), wait until it is on disk.
+        Every step that must not go on before its event is safe goes through here."""
+        event = self.emit(event_type, agent, **fields)
+        if event_type.durable:
+            await self.commit()
         return event
 
     def emit_text(self, event_type: type[ev.TokenStreamed] | type[ev.ThinkingStreamed],
@@ -120,67 +158,116 @@ class Supervisor:
 
     async def start(self) -> None:
         """Log the session's start and launch every agent (dependents wait for theirs)."""
-        self.emit(
+        me = process_identity()
+        await self.record(
             ev.SessionStarted, None,
             crew=self.crew.name, crew_path=self.crew_path,
-            config=self.crew.model_dump(mode="json"), pid=os.getpid(), version=__version__,
+            config=self.crew.model_dump(mode="json"), pid=me.pid, version=__version__,
+            hostname=me.hostname, proc_start=me.proc_start,
         )
-        await self.commit()
         for agent in self.crew.agents:
             self._launch(agent.name)
 
-    async def resume_session(self, state: SessionState) -> None:
-        """Continue a session rebuilt from its log: ended agents stay ended, the rest go on."""
+    async def resume_session(self, state: SessionState, only: list[str] | None = None) -> None:
+        """Continue a session rebuilt from its log, where the log says each agent is.
+
+        Finished and stopped agents stay so. A failed agent goes on from its partial reply
+        (one that never started, its dependency having failed, now starts). A paused agent
+        stays paused until someone resumes it. `only` limits which agents continue; the rest
+        are held as they are, and the session stays resumable for them.
+        """
         self.state = state
         self.session = state.session
         self._seq = state.last_seq
-        self.emit(ev.SessionResumed, None, pid=os.getpid())
-        await self.commit()
-        for name, agent in state.agents.items():
-            if agent.status.ended:
-                self._ended[name].set()
+        me = process_identity()
+        await self.record(ev.SessionResumed, None, pid=me.pid, hostname=me.hostname,
+                          proc_start=me.proc_start, only=only)
+        continuing = [name for name, agent in state.agents.items()
+                      if agent.status is not AgentStatus.FINISHED
+                      and agent.status is not AgentStatus.STOPPED
+                      and (only is None or name in only)]
+        self._held = {name for name, agent in state.agents.items()
+                      if name not in continuing and not agent.status.ended}
+        for name in state.agents:
+            if name in continuing:
+                self._ended[name].clear()
             else:
-                self._launch(name, fresh=agent.started_at is None)
+                self._ended[name].set()
+        for name in continuing:
+            agent = state.agents[name]
+            if agent.status is AgentStatus.FAILED and agent.started_at is not None:
+                await self.record(ev.AgentResumed, name, by="resume")
+            elif agent.status is AgentStatus.PAUSED and agent.paused_by in SYSTEM_PAUSERS:
+                await self.record(ev.AgentResumed, name, by=agent.paused_by or LOG)
+            self._launch(name, fresh=agent.started_at is None,
+                         paused=agent.status is AgentStatus.PAUSED)
 
-    async def wait(self) -> SessionState:
-        """Return when every agent has ended, after logging `session_finished`."""
-        while not self.state.all_ended:
+    def _settled(self) -> bool:
+        """Every agent has ended, or is held back by `resume --only`."""
+        return all(agent.status.ended or name in self._held
+                   for name, agent in self.state.agents.items())
+
+    def idle(self) -> bool:
+        """Nothing can happen without a person: every agent that has not ended is paused by
+        one (or held). Headless runs end here, interrupted and resumable."""
+        return all(agent.status.ended or name in self._held
+                   or (agent.status is AgentStatus.PAUSED and agent.paused_by
+                       not in SYSTEM_PAUSERS)
+                   for name, agent in self.state.agents.items())
+
+    async def wait(self, *, until_idle: bool = False) -> SessionState:
+        """Return when the session has ended, after logging `session_finished`: when every
+        agent has ended (or, with `until_idle`, when only paused agents are left, which ends
+        the session `interrupted`)."""
+        while not (self._settled() or (until_idle and self.idle())):
             self._changed.clear()
             await self._changed.wait()
             if self._error is not None:
                 raise self._error
-        await self.finish("failed" if self._any_unsuccessful() else "finished")
+        if self._settled():
+            await self.finish(self._outcome())
+        else:
+            await self.finish("interrupted")
         return self.state
 
-    async def run(self, resume: SessionState | None = None) -> SessionState:
+    def _outcome(self) -> str:
+        if self._held:
+            return "interrupted"
+        return "failed" if self._any_unsuccessful() else "finished"
+
+    async def run(self, resume: SessionState | None = None, *, only: list[str] | None = None,
+                  until_idle: bool = False) -> SessionState:
         """Start (or continue `resume`, a session folded from its log), wait for every agent,
         finish. Always closes the clients."""
         try:
             if resume is None:
                 await self.start()
             else:
-                await self.resume_session(resume)
-            return await self.wait()
+                await self.resume_session(resume, only)
+            return await self.wait(until_idle=until_idle)
         finally:
             await self.aclose()
 
     async def finish(self, outcome: str) -> None:
-        """Log `session_finished` once. "interrupted" leaves the session resumable."""
-        if self._finished:
+        """Log `session_finished`, unless the log already says the session ended (the fold
+        decides: a restart reopens it). "interrupted" leaves the session resumable."""
+        if self.state.outcome is not None:
             return
-        self._finished = True
-        self.emit(ev.SessionFinished, None, outcome=outcome,
-                  agents={name: str(a.status) for name, a in self.state.agents.items()})
-        await self.commit()
+        await self.record(ev.SessionFinished, None, outcome=outcome,
+                          agents={name: str(a.status) for name, a in self.state.agents.items()})
 
     async def shutdown(self) -> None:
         """Stop every agent where it is (partials stay in the log) and end as interrupted."""
-        tasks = [task for task in self._drivers.values() if not task.done()]
+        tasks: list[asyncio.Task[Any]] = [t for t in self._drivers.values() if not t.done()]
+        tasks += [task for task in (self._log_task, self._finisher)
+                  if task is not None and not task.done()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if not self.state.all_ended:
             await self.finish("interrupted")
+        elif self.state.outcome is None:
+            await self.finish(self._outcome())
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -191,9 +278,11 @@ class Supervisor:
     def _any_unsuccessful(self) -> bool:
         return any(a.status is not AgentStatus.FINISHED for a in self.state.agents.values())
 
-    def _launch(self, name: str, *, fresh: bool = True) -> None:
+    def _launch(self, name: str, *, fresh: bool = True, paused: bool = False) -> None:
         self._ended[name].clear()
-        task = asyncio.create_task(self._drive(name, fresh), name=f"cockpit agent {name}")
+        self._held.discard(name)
+        task = asyncio.create_task(self._drive(name, fresh, paused),
+                                   name=f"cockpit agent {name}")
         task.add_done_callback(self._driver_done)
         self._drivers[name] = task
 
@@ -202,7 +291,7 @@ class Supervisor:
             self._error = task.exception()
         self._changed.set()
 
-    async def _drive(self, name: str, fresh: bool) -> None:
+    async def _drive(self, name: str, fresh: bool, paused: bool = False) -> None:
         """Wait for the agent's dependencies, then run it to its end."""
         config = self.crew.agent(name)
         for dependency in config.after:
@@ -211,25 +300,60 @@ class Supervisor:
                       if self.state.agents[d].status is not AgentStatus.FINISHED]
         if unfinished:
             status = self.state.agents[unfinished[0]].status
-            self.emit(ev.AgentFailed, name,
-                      error=f"not started: dependency {unfinished[0]!r} {status}")
-            await self.commit()
+            await self.record(ev.AgentFailed, name,
+                              error=f"not started: dependency {unfinished[0]!r} {status}")
             return
         if fresh:
             try:
                 messages = self._opening(name)
             except KeyError as missing:
-                self.emit(ev.AgentFailed, name,
-                          error=f"not started: {{{{{missing.args[0]}}}}} is not on the board")
-                await self.commit()
+                await self.record(ev.AgentFailed, name,
+                                  error=f"not started: {{{{{missing.args[0]}}}}} is not on "
+                                        "the board")
                 return
-            self.emit(ev.AgentStarted, name, model=self.crew.model_for(config),
-                      host=self.crew.host_for(config), messages=messages,
-                      options=dict(config.options))
-            await self.commit()
-        runner = Runner(self, name, self.client(self.crew.host_for(config)))
+            await self.record(ev.AgentStarted, name, model=self.crew.model_for(config),
+                              host=self.crew.host_for(config), messages=messages,
+                              options=dict(config.options))
+        runner = Runner(self, name)
         self._runners[name] = runner
-        await runner.run()
+        await runner.run(paused=paused)
+
+    # -- the log's health ------------------------------------------------------------------------
+
+    def _log_health(self, cause: str | None) -> None:
+        """The log refuses writes (`cause`), or accepts them again (None): pause every agent
+        so nothing streams into memory meanwhile, and resume them when it is back."""
+        loop = asyncio.get_running_loop()
+        action: Awaitable[Any]
+        if cause is not None and self._log_stuck_at is not None:
+            self.emit(ev.LogStuck, None, cause=cause)  # a new cause: the banner says so
+            return
+        if cause is not None:
+            self._log_stuck_at = loop.time()
+            self.emit(ev.LogStuck, None, cause=cause)
+            action = self.pause_all(by=LOG)
+        else:
+            stuck_for = loop.time() - (self._log_stuck_at or loop.time())
+            self._log_stuck_at = None
+            self.emit(ev.LogRecovered, None, stuck_for=round(stuck_for, 3))
+            action = self._resume_paused_by_log()
+        previous = self._log_task
+        self._log_task = loop.create_task(self._after(previous, action),
+                                          name="cockpit log health")
+
+    @staticmethod
+    async def _after(previous: asyncio.Task[None] | None, action: Awaitable[Any]) -> None:
+        """Run `action` once the previous health action is done, so a resume never overtakes
+        the pause it undoes."""
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        with contextlib.suppress(CommandError, LogError):
+            await action
+
+    async def _resume_paused_by_log(self) -> None:
+        names = [n for n, a in self.state.agents.items()
+                 if a.status is AgentStatus.PAUSED and a.paused_by == LOG]
+        await asyncio.gather(*(self.resume(n, by=LOG) for n in names), return_exceptions=True)
 
     def _opening(self, name: str) -> list[dict[str, Any]]:
         config = self.crew.agent(name)
@@ -280,17 +404,19 @@ class Supervisor:
             driver = self._drivers[name]
             driver.cancel()
             await asyncio.gather(driver, return_exceptions=True)
-            self.emit(ev.AgentStopped, name, by=by, reason="stopped before it started")
-            await self.commit()
+            await self.record(ev.AgentStopped, name, by=by, reason="stopped before it started")
             return
         await self._send(name, Command("stop", by=by))
 
     async def restart(self, name: str, by: str = "person") -> None:
-        """Start a failed or stopped agent again from its opening messages."""
+        """Start a failed or stopped agent again from its opening messages. A session that had
+        ended is open again (the fold says so), and ends anew when its agents do."""
         self._check(name, {AgentStatus.FAILED, AgentStatus.STOPPED}, "restart")
-        self.emit(ev.AgentRestarted, name, by=by)
-        await self.commit()
+        reopening = self.state.outcome is not None
+        await self.record(ev.AgentRestarted, name, by=by)
         self._launch(name)
+        if reopening and (self._finisher is None or self._finisher.done()):
+            self._finisher = asyncio.create_task(self.wait(), name="cockpit session end")
 
     async def pause_all(self, by: str = "person") -> list[str]:
         """Pause every running agent; returns the names paused."""
@@ -309,5 +435,4 @@ class Supervisor:
         """Write the board. Agents that start later read the new value."""
         if not key.strip():
             raise CommandError("a board key cannot be empty")
-        self.emit(ev.StateSet, None, key=key, value=value, by=by)
-        await self.commit()
+        await self.record(ev.StateSet, None, key=key, value=value, by=by)
