@@ -2,17 +2,29 @@
 
 The printer is a bus subscriber that folds what it receives into its own `SessionState`, so it is
 a pure view, exactly like the TUI: it cannot disagree with the log.
+
+Host outages are logged per agent (each agent that cannot reach its host logs `host_waiting`,
+then `host_back`) but printed per host: one line when the first agent starts waiting, one a
+minute while any agent still waits (a timer: no event need arrive for it), and one when the host
+answers again.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from cockpit.core import events as ev
 from cockpit.core.bus import Subscription
+from cockpit.core.describe import duration, host_name, wait_limit
 from cockpit.core.state import AgentState, SessionState
 from cockpit.core.text import one_line
+
+STILL_WAITING_EVERY = 60.0
+"""Seconds between the `still waiting for Ollama` lines of one host outage."""
 
 
 def describe_agent(agent: AgentState) -> str:
@@ -25,22 +37,58 @@ def describe_agent(agent: AgentState) -> str:
         parts.append(f"{agent.ended_at - agent.started_at:.1f} s")
     if agent.retries:
         parts.append(f"{agent.retries} retries")
+    if agent.waited:
+        parts.append(f"waited {duration(agent.waited)} for Ollama")
     return " · ".join(parts)
+
+
+@dataclass
+class HostWait:
+    """One host's outage as the printer tells it: who waits, since when, the next minute line."""
+
+    host: str
+    reason: str
+    limit: float
+    began: float
+    """The printer's clock when the first agent started waiting."""
+    ts: float
+    """That first `host_waiting` event's time (the start line's clock column)."""
+    agents: list[str] = field(default_factory=list)
+    """The agents waiting for the host now, in the order they began."""
+    announced: bool = False
+    next_line: float = 0.0
 
 
 class HeadlessPrinter:
     """Turns the event stream into progress lines on `stream` (stderr in `cockpit run`)."""
 
-    def __init__(self, subscription: Subscription, stream: TextIO) -> None:
+    def __init__(self, subscription: Subscription, stream: TextIO,
+                 clock: Callable[[], float] = time.time) -> None:
         self.subscription = subscription
         self.stream = stream
         self.state = SessionState()
+        self.clock = clock
+        self.still_every = STILL_WAITING_EVERY
+        """Seconds between `still waiting` lines (tests make it small)."""
+        self.waits: dict[str, HostWait] = {}
+        """Host outages under way, by host."""
+        self._answered: dict[str, set[str]] = {}
+        """Per host, agents still in an outage whose end was already printed: their own
+        `host_back` prints nothing."""
         self._width = 8
 
     async def run(self) -> None:
         """Print until the bus closes."""
         quiet = (ev.TokenStreamed, ev.ThinkingStreamed)
-        while batch := await self.subscription.batch():
+        subscription = self.subscription
+        while True:
+            due = self._next_due()
+            if due is None:
+                if not (batch := await subscription.batch()):
+                    return
+            else:  # a host outage is under way: wake for its minute line even if all is quiet
+                await subscription.until_any(due - self.clock())
+                batch = subscription.take()
             for event in batch:
                 self.state.apply(event)
                 if isinstance(event, quiet):  # the hot path: tokens never print
@@ -48,16 +96,25 @@ class HeadlessPrinter:
                 line = self.line_for(event)
                 if line:
                     self._print(event, line)
+            self._announce()
+            self._still_waiting()
             self.stream.flush()
+            if subscription.closed and not subscription.pending():
+                return
 
     def _print(self, event: ev.BaseEvent, line: str) -> None:
-        clock = time.strftime("%H:%M:%S", time.localtime(event.ts))
-        who = (event.agent or "session").ljust(self._width)
-        self.stream.write(f"{clock} {who} {line}\n")
+        self._announce()  # an outage that began earlier in the batch prints first
+        self._write(event.ts, event.agent or "session", line)
+
+    def _write(self, ts: float, who: str, line: str) -> None:
+        clock = time.strftime("%H:%M:%S", time.localtime(ts))
+        self.stream.write(f"{clock} {who.ljust(self._width)} {line}\n")
 
     def line_for(self, event: ev.BaseEvent) -> str | None:
         """The progress line for an event, or None for events not worth a line (tokens)."""
         agent = self.state.agents.get(event.agent) if event.agent else None
+        if event.agent is not None:
+            self._track_host(event, event.agent)
         match event:
             case ev.SessionStarted():
                 self._width = max([8, *(len(name) for name in self.state.agents)])
@@ -68,11 +125,15 @@ class HeadlessPrinter:
                         ", ".join(other.after)
                 return text
             case ev.SessionResumed():
+                if event.only is not None:
+                    return "resumed   only " + ", ".join(event.only)
                 return "resumed"
             case ev.AgentStarted():
-                return f"started   {event.model} @ {event.host}"
+                return f"started   {event.model} @ {one_line(event.host)}"
             case ev.AgentPaused():
                 return f"paused    by {event.by} after {agent.tokens if agent else 0} tokens"
+            case ev.AgentResumed() if event.by == "resume":
+                return "resumed   by cockpit resume (continues where it failed)"
             case ev.AgentResumed():
                 return f"resumed   by {event.by}"
             case ev.AgentRedirected():
@@ -82,10 +143,25 @@ class HeadlessPrinter:
             case ev.AgentRestarted():
                 return f"restarted by {event.by}"
             case ev.Retrying():
-                return (f"retrying  (attempt {event.attempt}, in {event.delay:.1f} s): "
+                at = f", {host_name(event.host)}" if event.host else ""
+                return (f"retrying  (attempt {event.attempt}, in {event.delay:.1f} s{at}): "
                         f"{one_line(event.reason, 160)}")
             case ev.Stalled():
                 return f"stalled   no new chunk for {event.seconds:g} s"
+            case ev.HostSelected():
+                why = f" ({one_line(event.reason, 80)})" if event.reason else ""
+                return f"host      {host_name(event.host)}{why}"
+            case ev.HostWaiting():
+                self._host_waiting(event, event.agent or "")
+                return None  # announced per host, with every agent that joined this batch
+            case ev.HostBack():
+                return self._host_back(event, event.agent or "")
+            case ev.LogStuck():
+                return (f"LOG STUCK: {one_line(event.cause, 200)} — agents paused until the "
+                        "log accepts writes; nothing is lost")
+            case ev.LogRecovered():
+                return f"log       writable again after {duration(event.stuck_for)}; " \
+                    "agents resume"
             case ev.AgentFailed():
                 return f"failed    {one_line(event.error, 200)}"
             case ev.AgentFinished():
@@ -103,3 +179,101 @@ class HeadlessPrinter:
             detail = one_line(agent.error, 160) if agent.error else describe_agent(agent)
             lines.append(f"  {agent.name.ljust(self._width)} {str(agent.status).ljust(9)} {detail}")
         return "\n".join(lines)
+
+    # -- host outages, per host ----------------------------------------------------------------
+
+    def _track_host(self, event: ev.BaseEvent, agent: str) -> None:
+        """An agent leaves the outage it was waiting in when it waits elsewhere, moves to
+        another host, retries (its wait ran out), is paused, starts over or ends."""
+        match event:
+            case ev.HostWaiting() | ev.HostSelected():
+                self._leave(agent, keep=event.host)
+            case ev.HostBack():
+                pass
+            case (ev.Retrying() | ev.AgentPaused() | ev.AgentStarted() | ev.AgentRestarted()
+                  | ev.AgentFailed() | ev.AgentStopped() | ev.AgentFinished()):
+                self._leave(agent)
+
+    def _leave(self, agent: str, keep: str | None = None) -> None:
+        for host, wait in list(self.waits.items()):
+            if host != keep and agent in wait.agents:
+                wait.agents.remove(agent)
+                if not wait.agents and wait.announced:  # nobody waits: it ends unannounced
+                    del self.waits[host]
+        for host, agents in self._answered.items():
+            if host != keep:
+                agents.discard(agent)
+
+    def _host_waiting(self, event: ev.HostWaiting, agent: str) -> None:
+        self._answered.get(event.host, set()).discard(agent)  # a new outage for this agent
+        wait = self.waits.get(event.host)
+        if wait is None:
+            now = self.clock()
+            wait = self.waits[event.host] = HostWait(
+                event.host, event.reason, event.limit, began=now, ts=event.ts,
+                next_line=now + self.still_every)
+        if agent not in wait.agents:
+            wait.agents.append(agent)
+
+    def _host_back(self, event: ev.HostBack, agent: str) -> str | None:
+        """The first agent to get through prints the outage's end; the others nothing."""
+        answered = self._answered.setdefault(event.host, set())
+        wait = self.waits.pop(event.host, None)
+        if wait is None:
+            if agent in answered:
+                answered.discard(agent)
+                return None
+            # An outage this printer did not see begin (a resumed session): still tell its end,
+            # once, for every agent the log says waited for the host.
+            answered.update(name for name, other in self.state.agents.items()
+                            if other.waiting_since is not None and other.host == event.host)
+            answered.discard(agent)
+            return self._back_line(event)
+        self._announce_wait(wait)  # it began and ended within one batch: both lines print
+        answered.update(wait.agents)
+        answered.discard(agent)
+        return self._back_line(event)
+
+    @staticmethod
+    def _back_line(event: ev.HostBack) -> str:
+        return f"back      Ollama at {host_name(event.host)} answered again after " \
+            f"{duration(event.waited)}"
+
+    def _announce(self) -> None:
+        """Print the start of outages that began since the last line."""
+        for host, wait in list(self.waits.items()):
+            if not wait.announced:
+                self._announce_wait(wait)
+                if not wait.agents:
+                    del self.waits[host]
+
+    def _announce_wait(self, wait: HostWait) -> None:
+        if wait.announced:
+            return
+        wait.announced = True
+        limit = wait_limit(wait.limit)
+        self._write(wait.ts, self._who(wait),
+                    f"waiting   for Ollama at {host_name(wait.host)}: "
+                    f"{one_line(wait.reason, 160)} ({limit}{self._agents(wait)})")
+
+    def _next_due(self) -> float | None:
+        return min((w.next_line for w in self.waits.values() if w.agents), default=None)
+
+    def _still_waiting(self) -> None:
+        now = self.clock()
+        for wait in self.waits.values():
+            if not wait.agents or now < wait.next_line:
+                continue
+            missed = math.floor((now - wait.next_line) / self.still_every) + 1
+            wait.next_line += missed * self.still_every  # one line, however late the wake-up
+            self._write(now, self._who(wait),
+                        f"still     waiting for Ollama at {host_name(wait.host)} "
+                        f"({duration(now - wait.began)}{self._agents(wait)})")
+
+    @staticmethod
+    def _who(wait: HostWait) -> str:
+        return wait.agents[0] if len(wait.agents) == 1 else "session"
+
+    @staticmethod
+    def _agents(wait: HostWait) -> str:
+        return f"; agents {', '.join(wait.agents)}" if len(wait.agents) > 1 else ""

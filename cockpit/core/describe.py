@@ -4,20 +4,70 @@ differently."""
 
 from __future__ import annotations
 
+import math
+
 from cockpit.core import events as ev
+from cockpit.core.text import one_line
+
+HOST_WIDTH = 60
+"""Host names come from crew files and pools: shown in full up to this, then cut."""
+
+
+def duration(seconds: float) -> str:
+    """`0.5 s`, `12 s`, `3 min`, `1 min 5 s`, `2 h 5 min`: a span for people (whole seconds
+    from 10 s on)."""
+    if not math.isfinite(seconds):
+        return "ever"
+    if 0 < seconds < 9.95 and seconds != int(seconds):
+        return f"{seconds:.1f} s"
+    total = max(0, round(seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes, rest = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min" + (f" {rest} s" if rest else "")
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h" + (f" {minutes} min" if minutes else "")
+
+
+def wait_limit(limit: float) -> str:
+    """`up to 10 min`: how long an agent waits for its host (`host_wait`)."""
+    return f"up to {duration(limit)}" if math.isfinite(limit) else "no time limit"
+
+
+def host_name(host: str, width: int = HOST_WIDTH) -> str:
+    """A host as lines show it: one sanitised line, without the `http://` everybody has."""
+    return one_line(host.removeprefix("http://").rstrip("/") or host, width)
 
 
 def intervention(event: ev.BaseEvent) -> str | None:
     """`redirected by person: Be brief.`; None for events that are not interruptions."""
     match event:
+        case ev.AgentResumed() if event.by == "resume":
+            return "continued by cockpit resume"
         case ev.AgentPaused() | ev.AgentResumed() | ev.AgentStopped() | ev.AgentRestarted():
             return f"{event.type.removeprefix('agent_')} by {event.by}"
         case ev.AgentRedirected():
             return f"redirected by {event.by}: {event.instruction}"
         case ev.Retrying():
-            return f"retry {event.attempt} in {event.delay:.1f} s: {event.reason}"
+            at = f" (at {host_name(event.host)})" if event.host else ""
+            return f"retry {event.attempt} in {event.delay:.1f} s: {event.reason}{at}"
         case ev.Stalled():
             return f"stalled: no chunk for {event.seconds:g} s"
+        case ev.HostWaiting():
+            return (f"waiting for Ollama at {host_name(event.host)}: {event.reason} "
+                    f"({wait_limit(event.limit)})")
+        case ev.HostBack():
+            return f"Ollama at {host_name(event.host)} answered again after " \
+                f"{duration(event.waited)}"
+        case ev.HostSelected():
+            why = f" ({event.reason})" if event.reason else ""
+            return f"now on {host_name(event.host)}{why}"
+        case ev.LogStuck():
+            return f"event log not writable: {event.cause}; agents paused until it accepts " \
+                "writes, nothing is lost"
+        case ev.LogRecovered():
+            return f"event log writable again after {duration(event.stuck_for)}; agents resume"
         case ev.AgentFailed():
             return f"failed: {event.error}"
     return None
@@ -31,7 +81,8 @@ def describe(event: ev.BaseEvent) -> str:
         case ev.SessionStarted():
             return f"session started: crew {event.crew!r}"
         case ev.SessionResumed():
-            return f"session resumed (process {event.pid})"
+            only = f", only {', '.join(event.only)}" if event.only is not None else ""
+            return f"session resumed (process {event.pid}{only})"
         case ev.SessionFinished():
             return f"session {event.outcome}"
         case ev.AgentStarted():

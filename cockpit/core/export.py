@@ -10,9 +10,10 @@ import time
 from typing import TextIO
 
 from cockpit.core import events as ev
-from cockpit.core.describe import intervention
+from cockpit.core.describe import duration, host_name, intervention
 from cockpit.core.eventlog import EventLog
-from cockpit.core.state import SessionState
+from cockpit.core.state import AgentStatus, SessionState
+from cockpit.core.text import one_line
 
 
 async def export_jsonl(log: EventLog, session: str, out: TextIO) -> int:
@@ -39,19 +40,36 @@ async def export_markdown(log: EventLog, session: str, out: TextIO) -> int:
     """A readable transcript: each agent's conversation and interventions, then the board."""
     state = SessionState()
     interventions: dict[str, list[str]] = {}
+    session_notes: list[str] = []
+    """Session-level notes: the event log refusing writes, and recovering."""
+    hosts: dict[str, dict[str, None]] = {}
+    """Per agent, the hosts its requests went to, in the order first used."""
     count = 0
     async for event in log.iter_events(session):
         state.apply(event)
         count += 1
         note = intervention(event)
         if note and event.agent and not isinstance(event, ev.AgentFailed):
-            interventions.setdefault(event.agent, []).append(note)
+            interventions.setdefault(event.agent, []).append(one_line(note, 1000))
+        elif note and event.agent is None:
+            session_notes.append(one_line(note, 1000))
+        if isinstance(event, ev.AgentStarted | ev.HostSelected | ev.HostWaiting | ev.Retrying) \
+                and event.agent and event.host:
+            hosts.setdefault(event.agent, {})[event.host] = None
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.started_at or 0))
     out.write(f"# Session {session}: {state.crew}\n\n")
     out.write(f"Started {started}; outcome: {state.outcome or 'not finished'}.\n")
+    for note in session_notes:
+        out.write(f"\n> {note}\n")
     for agent in state.agents.values():
         out.write(f"\n## {agent.name} ({agent.status})\n\n")
-        out.write(f"Model `{agent.model}` on {agent.host}.\n")
+        used = ", then ".join(host_name(h) for h in hosts.get(agent.name, {agent.host: None}))
+        out.write(f"Model `{agent.model}` on {used}.\n")
+        waited = agent.waited
+        if agent.waiting_since is not None and agent.status is AgentStatus.WAITING_HOST:
+            waited += max(0.0, (state.last_ts or agent.waiting_since) - agent.waiting_since)
+        if waited:
+            out.write(f"Waited {duration(waited)} for unreachable Ollama hosts.\n")
         for note in interventions.get(agent.name, []):
             out.write(f"\n> {note}\n")
         for message in agent.conversation():

@@ -34,8 +34,10 @@ SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 MARKED = {"agent_paused": "intervention", "agent_resumed": "intervention",
           "agent_redirected": "intervention", "agent_stopped": "intervention",
           "agent_restarted": "intervention", "retrying": "retry", "stalled": "retry",
+          "host_waiting": "retry", "log_stuck": "failure",
           "agent_failed": "failure", "agent_finished": "finish"}
-"""Events the timeline bar marks, by kind."""
+"""Events the timeline bar marks, by kind: a wait for an unreachable host with the retries, the
+event log refusing writes with the failures (its pauses are marked as interventions)."""
 
 _CLASSES: dict[str, type[ev.BaseEvent]] = {
     cls.model_fields["type"].default: cls for cls in ev.BaseEvent.__subclasses__()
@@ -246,7 +248,7 @@ class Player:
 
 
 TRANSCRIBED = {"session_started", "session_resumed", "session_finished", "agent_started",
-               "message_completed", *MARKED}
+               "message_completed", "host_back", "host_selected", "log_recovered", *MARKED}
 
 
 async def write_transcript(log: EventLog, session: str, out: TextIO, speed: float = 0.0,

@@ -11,15 +11,16 @@ import time
 from typing import TextIO
 
 from cockpit.core import events as ev
-from cockpit.core.describe import describe
+from cockpit.core.describe import describe, host_name
 from cockpit.core.eventlog import EventLog
-from cockpit.core.state import AgentState, SessionState
+from cockpit.core.state import AgentState, AgentStatus, SessionState
 from cockpit.core.text import one_line
 
 OUTPUT_LINES = 3
 NOTABLE = (ev.SessionStarted, ev.SessionResumed, ev.SessionFinished, ev.AgentStarted,
            ev.AgentPaused, ev.AgentResumed, ev.AgentRedirected, ev.AgentStopped,
-           ev.AgentRestarted, ev.Retrying, ev.Stalled, ev.AgentFailed, ev.AgentFinished)
+           ev.AgentRestarted, ev.Retrying, ev.Stalled, ev.HostWaiting, ev.HostBack,
+           ev.HostSelected, ev.LogStuck, ev.LogRecovered, ev.AgentFailed, ev.AgentFinished)
 
 
 def _clock(ts: float | None) -> str:
@@ -49,12 +50,20 @@ async def write_report(log: EventLog, session: str, out: TextIO) -> SessionState
     state = SessionState()
     timeline: list[ev.BaseEvent] = []
     first_start: dict[str, float] = {}
+    hosts: dict[str, dict[str, None]] = {}
+    """Per agent, the hosts its requests went to, in the order first used."""
+    stuck: list[float] = []
     async for event in log.iter_events(session):
         state.apply(event)
         if isinstance(event, NOTABLE):
             timeline.append(event)
         if isinstance(event, ev.AgentStarted) and event.agent:
             first_start.setdefault(event.agent, event.ts)
+        if isinstance(event, ev.AgentStarted | ev.HostSelected | ev.HostWaiting | ev.Retrying) \
+                and event.agent and event.host:
+            hosts.setdefault(event.agent, {})[event.host] = None
+        if isinstance(event, ev.LogRecovered):
+            stuck.append(event.stuck_for)
 
     start = state.started_at or 0.0
     end = state.ended_at or state.last_ts or start
@@ -62,16 +71,28 @@ async def write_report(log: EventLog, session: str, out: TextIO) -> SessionState
     out.write(f"Started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(start))}, "
               f"ran {_span(end - start)}; outcome: **{state.outcome or 'not finished'}**. "
               f"{state.events} events.\n\n")
+    if stuck or state.log_stuck is not None:
+        still = f" It still refused them at the end: {one_line(state.log_stuck, 200)}." \
+            if state.log_stuck is not None else ""
+        out.write(f"The event log refused writes {len(stuck)} time(s), {_span(sum(stuck))} in "
+                  f"all; the agents were paused meanwhile.{still}\n\n")
 
     out.write("## Agents\n\n| agent | outcome | duration | tokens | tok/s | retries | stalls "
-              "| interventions |\n|---|---|---|---|---|---|---|---|\n")
+              "| interventions | waited for hosts | hosts |\n"
+              "|---|---|---|---|---|---|---|---|---|---|\n")
     for agent in state.agents.values():
         began = first_start.get(agent.name)
         finished = agent.ended_at or (state.last_ts if began is not None else None)
         duration = _span(finished - began) if began is not None and finished else "–"
+        waited = agent.waited
+        if agent.waiting_since is not None and agent.status is AgentStatus.WAITING_HOST:
+            # still waiting when the log ends
+            waited += max(0.0, (state.last_ts or agent.waiting_since) - agent.waiting_since)
+        used = ", ".join(host_name(host) for host in hosts.get(agent.name, {agent.host: None}))
         out.write(f"| {agent.name} | {agent.status} | {duration} | {agent.tokens} | "
                   f"{_rate(agent)} | {agent.retries} | {agent.stalls} | "
-                  f"{agent.interventions} |\n")
+                  f"{agent.interventions} | {_span(waited) if waited else '–'} | "
+                  f"{_cell(used, 120)} |\n")
     for agent in state.agents.values():
         out.write(f"\n### {agent.name}\n\n")
         if agent.error:

@@ -33,8 +33,10 @@ STREAMED = (TokenStreamed, ThinkingStreamed)
 
 
 def urgent(event: BaseEvent) -> bool:
-    """Only streamed text waits for the next frame. A status change (a pause, a finish) is
-    drawn at once, for just the agent it concerns."""
+    """Only streamed text waits for the next frame. A status change (a pause, a finish, a wait
+    for an unreachable host) is drawn at once, for just the agent it concerns; so is a
+    session-level event such as `log_stuck`, whose banner must not wait for text to arrive
+    (while the log is stuck every agent is paused, so no text may come at all)."""
     return type(event) not in STREAMED
 
 

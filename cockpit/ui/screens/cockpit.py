@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Header
+from textual.widgets import Footer, Header, Static
 
 from cockpit.core import events as ev
 from cockpit.core.config import CrewConfig
@@ -28,12 +29,28 @@ if TYPE_CHECKING:
     from cockpit.ui.app import CockpitApp
 
 FLASH_SECONDS = 1.5
+LOG_BANNER = ("Event log not writable: {cause} — agents paused; they resume when it accepts "
+              "writes. Nothing is lost.")
 
 PAUSABLE = RUNNING | {AgentStatus.PAUSED}
 STOPPABLE = RUNNING | {AgentStatus.PAUSED, AgentStatus.WAITING}
 RESTARTABLE = frozenset({AgentStatus.FAILED, AgentStatus.STOPPED})
 CHECKED_ACTIONS = ("pause", "redirect", "stop", "restart", "page")
 """The actions whose keys `check_action` may dim."""
+
+
+class LogBanner(Static):
+    """One loud line above the panes while the event log refuses writes; hidden otherwise.
+
+    Its CSS lives here, not in cockpit.tcss: Textual does not load the `CSS_PATH` of the
+    screen an app returns from `get_default_screen`, only widgets' `DEFAULT_CSS`.
+    """
+
+    DEFAULT_CSS = """
+    LogBanner { display: none; height: 1; padding: 0 1; background: $error; color: $text;
+                text-style: bold; }
+    LogBanner.-shown { display: block; }
+    """
 
 
 class CockpitScreen(Screen[None]):
@@ -83,9 +100,13 @@ class CockpitScreen(Screen[None]):
         self._keys_for: tuple[bool | None, ...] = ()
         self._held: dict[str, list[tuple[str, str]]] = {}
         self._composed: dict[str, AgentState] = {}
+        self._log_stuck: str | None = None
+        """The cause the banner shows (None: hidden)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
+        self.log_banner = LogBanner(id="log-banner", markup=False)
+        yield self.log_banner
         view = self.app.view
         panes = []
         for number, agent in enumerate(self.crew.agents, start=1):
@@ -109,6 +130,9 @@ class CockpitScreen(Screen[None]):
             pane.append(agent.output if agent.output is not None else agent.partial)
             pane.show_state(agent, now)
         self.ready = True
+        self.show_log_state()
+        # Every frame, and a replay seek (which replaces the view without a frame), publish it.
+        self.app.events_applied.subscribe(self, lambda _: self.show_log_state(), immediate=True)
         self._keys_for = self._key_states()  # what the footer was composed with
         first = next(iter(self.panes.values()))
         first.focus()
@@ -149,6 +173,22 @@ class CockpitScreen(Screen[None]):
             self._attention(ended)
         if segments:
             self._refresh_keys()
+        self.show_log_state()
+
+    def show_log_state(self) -> None:
+        """The banner while the event log refuses writes (`view.log_stuck`), hidden after."""
+        cause = self.app.view.log_stuck
+        if cause == self._log_stuck:
+            return
+        self._log_stuck = cause
+        if cause is None:
+            self.log_banner.remove_class("-shown")
+            self.log_banner.update("")
+            return
+        # The cause is an OS or SQLite message: plain text, never markup.
+        self.log_banner.update(Text(LOG_BANNER.format(cause=one_line(cause, 300)),
+                                    no_wrap=True, overflow="ellipsis"))
+        self.log_banner.add_class("-shown")
 
     def forget_held(self) -> None:
         """Drop text kept back for the next frame (a replay seek redraws every pane)."""

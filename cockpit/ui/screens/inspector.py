@@ -6,6 +6,7 @@ supervisor as `state_set` events by "person", like every other change.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -20,13 +21,18 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from cockpit.core import events as ev
-from cockpit.core.state import AgentState
+from cockpit.core.describe import host_name
+from cockpit.core.state import AgentState, AgentStatus
 from cockpit.core.text import one_line, sanitize
 
 if TYPE_CHECKING:
     from cockpit.ui.app import CockpitApp
 
 HOSTS_EVERY = 3.0
+PS_TIMEOUT = 2.5
+"""Seconds one host's `/api/ps` may take before its row says unreachable."""
+HOST_EVENTS = (ev.HostSelected, ev.HostWaiting, ev.HostBack, ev.AgentStarted)
+"""Events that move an agent to another host or change whether it waits for one."""
 
 
 def preview(value: Any, width: int = 60) -> str:
@@ -48,6 +54,20 @@ def describe_metrics(agent: AgentState) -> str:
     if metrics.get("done_reason"):
         parts.append(f"done: {metrics['done_reason']}")
     return " · ".join(parts)
+
+
+def host_agents(agents: list[AgentState], now: float) -> Text:
+    """`a, b (waiting 0:42)`: the agents whose current host this is; waiting ones say so."""
+    text = Text()
+    for index, agent in enumerate(agents):
+        if index:
+            text.append(", ")
+        text.append(agent.name)
+        if agent.status is AgentStatus.WAITING_HOST:
+            since = agent.waiting_since if agent.waiting_since is not None else now
+            seconds = int(max(0.0, now - since))
+            text.append(f" (waiting {seconds // 60}:{seconds % 60:02d})", style="bold magenta")
+    return text
 
 
 def expires_in(expires_at: Any) -> str:
@@ -102,7 +122,7 @@ class InspectorScreen(Screen[None]):
         board = self.query_one("#board", DataTable)
         board.add_columns("key", "value", "by", "when", "v")
         hosts = self.query_one("#hosts", DataTable)
-        hosts.add_columns("host", "model", "VRAM", "expires")
+        hosts.add_columns("host", "model", "VRAM", "expires", "agents")
         self.refresh_board(force=True)
         self.refresh_conversation(force=True)
         self.app.events_applied.subscribe(self, self.on_events)
@@ -114,6 +134,8 @@ class InspectorScreen(Screen[None]):
             self.refresh_board()
         if any(e.agent == self.agent for e in events):
             self.refresh_conversation()
+        if any(isinstance(e, HOST_EVENTS) for e in events):
+            self.refresh_hosts()  # an agent moved or waits: show it now, not at the next poll
 
     # -- board ---------------------------------------------------------------------------------
 
@@ -184,7 +206,10 @@ class InspectorScreen(Screen[None]):
         if agent is None:
             text.append("Focus an agent pane, then press s.", style="dim")
         else:
-            text.append(f"{agent.status} · {describe_metrics(agent)}\n", style="bold")
+            status = f"{agent.status} at" if agent.status is AgentStatus.WAITING_HOST else \
+                f"{agent.status} · on"
+            text.append(f"{status} {host_name(agent.host)} · {describe_metrics(agent)}\n",
+                        style="bold")
             for message in agent.conversation():
                 role = message.get("role", "?")
                 text.append(f"\n{role}", style="bold reverse")
@@ -206,21 +231,37 @@ class InspectorScreen(Screen[None]):
         supervisor = self.app.supervisor
         if supervisor is None:
             return
-        rows: list[tuple[str, str, str, str]] = []
-        for host in sorted({a.host for a in self.app.view.agents.values()}):
-            try:
-                response = await supervisor.client(host).ps()
-            except Exception as error:  # any failure is "unreachable", shown, never raised
-                rows.append((host, f"unreachable: {type(error).__name__}", "", ""))
+        agents = list(self.app.view.agents.values())
+        crew_hosts = self.app.crew.all_hosts()  # the pools too, used or not
+        hosts = sorted({a.host for a in agents} | crew_hosts)
+
+        async def ps(host: str) -> Any:
+            # Bounded, so a host that swallows connections cannot hold up the others' rows.
+            return await asyncio.wait_for(supervisor.client(host).ps(), PS_TIMEOUT)
+
+        answers = await asyncio.gather(*(ps(host) for host in hosts), return_exceptions=True)
+        now = self.app.clock()
+        rows: list[tuple[str, Text, str, str, str]] = []
+        for host, response in zip(hosts, answers, strict=True):
+            # Each agent's current host (a pool moves it; `host_selected`), and who waits.
+            on_it = host_agents([a for a in agents if a.host == host and not a.status.ended],
+                                now)
+            if isinstance(response, BaseException):  # "unreachable", shown, never raised
+                if isinstance(response, asyncio.CancelledError):
+                    raise response
+                rows.append((host, on_it, f"unreachable: {type(response).__name__}", "", ""))
                 continue
             if not response.models:
-                rows.append((host, "no model loaded", "", ""))
+                rows.append((host, on_it, "no model loaded", "", ""))
             # By name: Ollama lists by expiry, which reorders the rows at every refresh.
             for model in sorted(response.models, key=lambda m: str(m.model or m.name)):
                 vram = f"{(model.size_vram or 0) / 2**30:.1f} GiB"
                 expires = expires_in(model.expires_at)
-                rows.append((host, str(model.model or model.name), vram, expires))
+                rows.append((host, on_it, str(model.model or model.name), vram, expires))
+                on_it = Text()  # once per host
         table = self.query_one("#hosts", DataTable)
         table.clear()
-        for row in rows:
-            table.add_row(*(Text(cell) for cell in row))
+        for host, on_it, model_name, vram, expires in rows:
+            table.add_row(Text(host_name(host)),
+                          *(Text(one_line(cell, 80)) for cell in (model_name, vram, expires)),
+                          on_it)

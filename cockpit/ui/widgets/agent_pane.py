@@ -13,10 +13,13 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from cockpit.core.describe import host_name
 from cockpit.core.state import AgentState, AgentStatus
 from cockpit.core.text import one_line, sanitize
 from cockpit.ui.widgets.stream_view import StreamView
 
+HEADER_HOST = 32
+"""How much of a host the status word shows (`waiting for Ollama at HOST`)."""
 BODY_LINES = 2000
 """The in-memory window of a pane; the full reply is always in the log."""
 WINDOW_CHARS = 200_000
@@ -81,7 +84,23 @@ def format_counts(agent: AgentState, now: float) -> str:
         parts.append(f"{agent.retries} retries")
     if agent.stalls:
         parts.append(f"{agent.stalls} stalls")
+    waited = agent.waited
+    if agent.waiting_since is not None and agent.status is AgentStatus.WAITING_HOST:
+        waited += max(0.0, now - agent.waiting_since)
+    if waited >= 1:
+        seconds = int(waited)
+        parts.append(f"waited {seconds // 60}:{seconds % 60:02d} for Ollama")
+    if agent.status is AgentStatus.PAUSED and agent.paused_by not in (None, "person"):
+        parts.append("paused: event log not writable" if agent.paused_by == "log"
+                     else f"paused by {agent.paused_by}")
     return " · ".join(parts)
+
+
+def status_word(agent: AgentState) -> str:
+    """The header's status: the status itself, and for a host wait, the host waited for."""
+    if agent.status is AgentStatus.WAITING_HOST:
+        return f"{agent.status} at {host_name(agent.host, HEADER_HOST)}"
+    return str(agent.status)
 
 
 class AgentPane(Vertical, can_focus=True):
@@ -136,9 +155,12 @@ class AgentPane(Vertical, can_focus=True):
         header.append(f"{self.number} ", style="dim")
         header.append(agent.name, style="bold")
         header.append(" · ", style="dim")
-        header.append(f"{agent.model} @ {agent.host}", style="dim")
+        where = one_line(agent.model, 60)
+        if agent.status is not AgentStatus.WAITING_HOST:  # else the status names the host
+            where += f" @ {one_line(agent.host, 80)}"
+        header.append(where, style="dim")
         header.append(" · ", style="dim")
-        header.append(f" {status} ", style=STATUS_STYLES.get(status, "reverse"))
+        header.append(f" {status_word(agent)} ", style=STATUS_STYLES.get(status, "reverse"))
         self.header.update(header, layout=False)  # one fixed line: no reflow
         counts = format_counts(agent, now)
         if agent.thinking_parts and not self.has_class("-show-thinking"):
@@ -246,6 +268,7 @@ STATUS_STYLES = {
     "streaming": "black on green3",
     "thinking": "black on medium_purple1",
     "paused": "black on yellow3",
+    "waiting for Ollama": "black on magenta",
     "retrying": "black on dark_orange",
     "stalled": "black on orange_red1",
     "finished": "black on steel_blue1",
