@@ -8,14 +8,16 @@ bridge, so the TUI shows exactly what the log records, live or replayed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import gc
+import signal
 import time
-from collections.abc import Callable, Iterable, Mapping
-from functools import partial
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import cache, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from textual import events
 from textual.app import App, SystemCommand
@@ -35,9 +37,16 @@ from cockpit.ui.bridge import Bridge, urgent
 from cockpit.ui.screens.cockpit import CockpitScreen
 from cockpit.ui.themes import ThemeError, load_theme, load_themes, theme_dirs, watch_themes
 
+if TYPE_CHECKING:
+    from textual.driver import Driver
+
 DEFAULT_THEME = "cockpit-dark"
 PALETTE_SKIP = {"cockpit.focus_next", "cockpit.focus_previous",
                 *(f"cockpit.focus_{n}" for n in range(1, 10))}
+EXIT_SIGNALS = {getattr(signal, name): code for name, code in
+                (("SIGTERM", 130), ("SIGINT", 130), ("SIGHUP", 129)) if hasattr(signal, name)}
+"""Signals that end the TUI as a confirmed quit would (nobody may be there to confirm), with
+the exit code each gives (DESIGN.md). Ctrl-C typed in the TUI is a key, not a signal."""
 
 
 class CockpitApp(App[int]):
@@ -54,6 +63,8 @@ class CockpitApp(App[int]):
     BINDINGS = [
         Binding("q", "quit_cockpit", "Quit", id="cockpit.quit",
                 tooltip="Quit; running agents are cut off and the session stays resumable"),
+        Binding("ctrl+c", "copy_or_quit", "Quit", id="cockpit.quit_ctrl_c", show=False,
+                priority=True, tooltip="Same as q; with text selected, copies it instead"),
         Binding("question_mark", "help", "Keys", id="cockpit.help", tooltip="Show every key"),
     ]
 
@@ -69,6 +80,7 @@ class CockpitApp(App[int]):
         watch_themes: bool = True,
         theme_directories: list[Path] | None = None,
         resume: SessionState | None = None,
+        resume_only: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.crew = crew
@@ -78,6 +90,8 @@ class CockpitApp(App[int]):
         self.hosts = dict(hosts or {})
         self.resume = resume
         """A session folded from its log, to continue (`cockpit resume`); None for a new one."""
+        self.resume_only = resume_only
+        """`cockpit resume --only`: the agents that continue."""
         self.view = copy.deepcopy(resume) if resume is not None else SessionState()
         """The session as the UI has seen it: a fold of every event the bridge delivered."""
         self.events_applied: Signal[list[ev.BaseEvent]] = Signal(self, "events-applied")
@@ -145,21 +159,61 @@ class CockpitApp(App[int]):
         self.call_after_refresh(gc.freeze)
 
     async def _run_session(self) -> None:
+        """Run the session until its agents end. A log that gives up for good (deleted,
+        replaced, or unwritable past its grace) ends the app with exit 2 and its message,
+        which says what was not written and where it went."""
         assert self.supervisor is not None
-        if self.resume is not None:
-            await self.supervisor.resume_session(self.resume)
-        else:
-            await self.supervisor.start()
-        await self.supervisor.wait()
+        try:
+            if self.resume is not None:
+                await self.supervisor.resume_session(self.resume, self.resume_only)
+            else:
+                await self.supervisor.start()
+            await self.supervisor.wait()
+        except LogError as error:
+            self.exit(2, return_code=2, message=f"cockpit: {error}")
+
+    async def run_async(self, **options: Any) -> int | None:
+        """Run with SIGTERM, SIGHUP and SIGINT ending the app through its own exit: unmount
+        shuts the session down as interrupted and closes the log, and the driver restores the
+        terminal. The handlers cover the whole run, start-up and shutdown included, so a second
+        signal while closing cannot cut the shutdown short."""
+        with self._exit_on_signals():
+            return await super().run_async(**options)
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver, made to survive a terminal that hangs up (see `_HangupSafe`)."""
+        driver = super().get_driver_class()
+        return _hangup_safe_driver() if driver.__name__ == "LinuxDriver" else driver
+
+    @contextlib.contextmanager
+    def _exit_on_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        installed = []
+        for signum, code in EXIT_SIGNALS.items():
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self._exit_on_signal, code)  # main thread only
+                installed.append(signum)
+        try:
+            yield
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    def _exit_on_signal(self, code: int) -> None:
+        if self.return_code is None:  # the first reason to exit wins (a log error's 2, a `y`)
+            self.exit(code)
 
     async def on_unmount(self, event: events.Unmount) -> None:
         """Cut running agents off where they are, log it, and close the log."""
         self.cockpit.ready = False  # the panes are going away; the view still folds
         try:
-            if self.supervisor is not None:
-                await self.supervisor.shutdown()
-        finally:
-            await self._stack.aclose()
+            try:
+                if self.supervisor is not None:
+                    await self.supervisor.shutdown()
+            finally:
+                await self._stack.aclose()
+        except LogError as error:  # it says what was not written and where it went
+            self.exit(2, return_code=2, message=f"cockpit: {error}")
 
     # -- events in -----------------------------------------------------------------------------
 
@@ -208,7 +262,8 @@ class CockpitApp(App[int]):
                                                    AgentStatus.STALLED))
         parts = [f"{running} streaming", f"{counts.get(AgentStatus.FINISHED, 0)} finished",
                  f"{counts.get(AgentStatus.FAILED, 0)} failed"]
-        for status in (AgentStatus.PAUSED, AgentStatus.STOPPED, AgentStatus.WAITING):
+        for status in (AgentStatus.WAITING_HOST, AgentStatus.PAUSED, AgentStatus.STOPPED,
+                       AgentStatus.WAITING):
             if counts.get(status):
                 parts.append(f"{counts[status]} {status}")
         self.title = f"cockpit · {self.crew.name}"
@@ -261,6 +316,16 @@ class CockpitApp(App[int]):
 
         self.push_screen(ConfirmModal(question, yes="Quit"), decided)
 
+    async def action_copy_or_quit(self) -> None:
+        """ctrl+c: copy the selection, as in Textual, else quit as `q` does. Textual's own
+        ctrl+c only hints at ctrl+q, and an input that has the focus would swallow it."""
+        focused = self.focused
+        selected = getattr(focused, "selected_text", None) or self.screen.get_selected_text()
+        if selected:
+            self.copy_to_clipboard(selected)
+        else:
+            await self.run_action("quit_cockpit")
+
     def action_help(self) -> None:
         from cockpit.ui.screens.help import HelpScreen
 
@@ -288,6 +353,41 @@ class CockpitApp(App[int]):
             self.notify(str(error), title="Event log failed", severity="error", markup=False)
         else:
             self.notify(done, markup=False, timeout=2)
+
+
+class _HangupSafe:
+    """Textual's output stream (stderr), dropping writes once the terminal has hung up.
+
+    When the terminal's window is closed every write fails (EIO). Textual's writer thread dies
+    on the first one, and the app then blocks for ever on the thread's full queue on its way
+    out after the SIGHUP. Nobody can see the screen any more, so nothing is lost."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> None:
+        with contextlib.suppress(OSError):
+            self._stream.write(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@cache
+def _hangup_safe_driver() -> type[Driver]:
+    from textual.drivers.linux_driver import LinuxDriver
+
+    class HangupSafeDriver(LinuxDriver):
+        def __init__(self, app: App[Any], **options: Any) -> None:
+            super().__init__(app, **options)
+            if self._file is not None:
+                self._file = _HangupSafe(self._file)  # type: ignore[assignment]
+
+    return HangupSafeDriver
 
 
 def make_app(crew: CrewConfig, db: Path, **options: Any) -> CockpitApp:

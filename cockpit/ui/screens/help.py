@@ -28,8 +28,12 @@ class HelpScreen(ModalScreen[None]):
         table.add_columns("key", "action", "what it does")
         seen: set[str] = set()
         below = self.app.screen_stack[-2] if len(self.app.screen_stack) > 1 else self.app.screen
+        shadowed = {key for key, bindings in self.app._bindings.key_to_bindings.items()
+                    if any(binding.priority for binding in bindings)}  # e.g. ctrl+c: the app's
         for node in (below, self.app):
-            for bindings in node._bindings.key_to_bindings.values():
+            for key, bindings in node._bindings.key_to_bindings.items():
+                if node is not self.app and key in shadowed:
+                    continue
                 for binding in bindings:
                     label = binding.id or binding.action
                     if label in seen or binding.system:
