@@ -146,7 +146,7 @@ def raw_throughput(rows: int) -> float:
     """Rows per second through raw sqlite3.executemany, same schema, same rows, one commit
     per 400 rows (the log's batch size), WAL + synchronous=NORMAL."""
     from cockpit.core import events as ev
-    from cockpit.core.eventlog import INSERT_EVENT, SCHEMA, encode
+    from cockpit.core.logschema import INSERT_EVENT, SCHEMA, encode
 
     encoded = [encode(ev.TokenStreamed(session="s", agent=f"a{i % 8}", seq=i + 1, ts=1e9 + i,
                                        text=f"tok{i} ")) for i in range(rows)]

@@ -20,6 +20,12 @@ The log never loses an acknowledged event and never fails silently (REFERENCE-2.
 
 The connection is always closed (`async with EventLog.open(...)`): aiosqlite's thread is not a
 daemon, and a leaked connection hangs the interpreter at exit (REFERENCE.md D.1).
+
+This module is the writer and the public entry point; the rest of the log lives beside it and is
+re-exported here: the schema and row codec (logschema.py), opening and migrating the file
+(logopen.py), the queries (logreader.py, the base of `EventLog`), where the file lives and
+whether its path still names it (logfile.py), which SQLite errors can pass (sqlite_errors.py),
+and the rescue of what no log file holds (rescue.py).
 """
 
 from __future__ import annotations
@@ -27,31 +33,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sqlite3
-import tempfile
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
-import pydantic
 
-from cockpit.core.config import CrewConfig
-from cockpit.core.events import (
-    BaseEvent,
-    SessionStarted,
-    TokenStreamed,
-    event_from_row,
-    export_record,
+from cockpit.core.events import BaseEvent
+from cockpit.core.logfile import FileWatch, default_db_path
+from cockpit.core.logopen import READ_BUSY_TIMEOUT, connect
+from cockpit.core.logreader import LogError, LogReader, SessionRow
+from cockpit.core.logschema import (
+    INSERT_EVENT,
+    SCHEMA_VERSION,
+    SELECT_EVENTS,
+    SESSION_TYPES,
+    Encoded,
+    Row,
+    encode,
+    update_session,
 )
+from cockpit.core.rescue import copy_orphan, counted, write_rescue
+from cockpit.core.sqlite_errors import transient_cause
 
-SCHEMA_VERSION = 2
-"""2 added `sessions.hostname` and `sessions.proc_start` (which process owns a session)."""
+__all__ = [  # the public names, wherever they now live: importers use this module
+    "CHECK_EVERY", "CLOSE_GRACE", "FLUSH_EVENTS", "FLUSH_INTERVAL", "GIVE_UP_WAIT",
+    "INSERT_EVENT", "READ_BUSY_TIMEOUT", "RETRY_FIRST", "RETRY_MAX", "SCHEMA_VERSION",
+    "SELECT_EVENTS", "SESSION_TYPES", "STUCK_AFTER", "WRITE_BUSY_TIMEOUT", "Encoded", "EventLog",
+    "LogError", "Row", "SessionRow", "default_db_path", "encode", "transient_cause",
+    "write_rescue",
+]
+
 FLUSH_INTERVAL = 0.05
 FLUSH_EVENTS = 400
 STUCK_AFTER = 3.0
@@ -69,176 +84,6 @@ GIVE_UP_WAIT = 10.0
 WRITE_BUSY_TIMEOUT = 2.0
 """The writer's wait for another process's write lock, per attempt: short, so a long lock is
 noticed and reported (and retried) instead of blocking silently."""
-READ_BUSY_TIMEOUT = 10.0
-"""Opening, and read-only connections: patient."""
-
-SCHEMA = """
-CREATE TABLE sessions (
-    id          TEXT PRIMARY KEY,
-    crew        TEXT NOT NULL,
-    agents      INTEGER NOT NULL,
-    started_at  REAL NOT NULL,
-    ended_at    REAL,
-    outcome     TEXT,
-    pid         INTEGER,
-    hostname    TEXT,
-    proc_start  REAL
-);
-CREATE TABLE events (
-    id       INTEGER PRIMARY KEY,
-    session  TEXT NOT NULL,
-    agent    TEXT,
-    seq      INTEGER NOT NULL,
-    ts       REAL NOT NULL,
-    type     TEXT NOT NULL,
-    data     TEXT NOT NULL,
-    UNIQUE (session, seq)
-);
-CREATE INDEX events_by_session ON events (session, id);
-"""
-
-INSERT_EVENT = "INSERT INTO events (session, agent, seq, ts, type, data) VALUES (?, ?, ?, ?, ?, ?)"
-SELECT_EVENTS = "SELECT id, session, agent, seq, ts, type, data FROM events"
-Row = tuple[int, str, "str | None", int, float, str, str]
-"""A stored event as `SELECT_EVENTS` returns it."""
-Encoded = tuple[str, "str | None", int, float, str, str]
-"""An event as an `events` row without its id (see `encode`)."""
-SESSION_TYPES = frozenset({"session_started", "session_resumed", "session_finished",
-                           "agent_restarted"})
-"""Types that change a session's row: a restart reopens a session that had ended."""
-MIGRATIONS = {
-    1: "ALTER TABLE sessions ADD COLUMN hostname TEXT; "
-       "ALTER TABLE sessions ADD COLUMN proc_start REAL;",
-}
-"""Schema N -> N + 1, run in one transaction when a writer opens an older log."""
-
-# SQLite primary result codes (sqlite3.h); extended codes keep them in their low byte.
-SQLITE_BUSY, SQLITE_LOCKED, SQLITE_NOMEM, SQLITE_READONLY = 5, 6, 7, 8
-SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL = 10, 13, 14, 15
-SQLITE_READONLY_DBMOVED = 1032
-
-
-class LogError(Exception):
-    """The log cannot be opened, read or written. The message is for the user."""
-
-
-@dataclass(frozen=True)
-class SessionRow:
-    """One row of `cockpit sessions`."""
-
-    id: str
-    crew: str
-    agents: int
-    started_at: float
-    ended_at: float | None
-    outcome: str | None
-    pid: int | None
-    last_ts: float | None
-    hostname: str | None = None
-    proc_start: float | None = None
-
-
-def default_db_path() -> Path:
-    """`COCKPIT_DB`, else `$XDG_DATA_HOME/cockpit/cockpit.db` (~/.local/share by default)."""
-    env = os.environ.get("COCKPIT_DB")
-    if env:
-        return Path(env).expanduser()
-    return _data_dir() / "cockpit.db"
-
-
-def _data_dir() -> Path:
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "cockpit"
-
-
-def encode(event: BaseEvent) -> Encoded:
-    """One event as an `events` row (without id)."""
-    if isinstance(event, TokenStreamed):  # the hot path: skip pydantic serialisation
-        data = f'{{"text": {encode_basestring(event.text)}, "chunks": {event.chunks}}}'
-    else:
-        data = json.dumps(event.data(), ensure_ascii=False)
-    return (event.session, event.agent, event.seq, event.ts, getattr(event, "type"), data)  # noqa: B009
-
-
-def transient_cause(error: BaseException) -> str | None:
-    """Why a commit failed, for a person, if the reason can pass (a retry may land it); None
-    if it cannot (a corrupt file, a constraint, a bug)."""
-    if not isinstance(error, sqlite3.OperationalError):
-        return None
-    code = getattr(error, "sqlite_errorcode", None)
-    if code is None or code == SQLITE_READONLY_DBMOVED:
-        return None
-    name = getattr(error, "sqlite_errorname", "")
-    primary = code & 0xFF
-    if primary in (SQLITE_BUSY, SQLITE_LOCKED):
-        return f"the event log is locked by another process ({error})"
-    if primary == SQLITE_FULL:
-        return f"the disk is full ({error})"
-    if primary == SQLITE_IOERR:
-        return f"I/O error: {error} ({name})"
-    if primary == SQLITE_READONLY:
-        return f"the event log cannot be written: {error} ({name})"
-    if primary in (SQLITE_NOMEM, SQLITE_CANTOPEN, SQLITE_PROTOCOL):
-        return f"{error} ({name})"
-    return None
-
-
-def _counted(events: list[BaseEvent]) -> str:
-    """E.g. `3 events of session s1`, `1 event of sessions s1, s2`."""
-    sessions = list(dict.fromkeys(event.session for event in events))
-    return (f"{len(events)} event{'s' if len(events) != 1 else ''} of "
-            f"session{'s' if len(sessions) != 1 else ''} {', '.join(sessions)}")
-
-
-def _rescue_dirs(db: Path) -> list[Path]:
-    """Where rescue files go: beside the log, else the user's data dir, else the temp dir."""
-    dirs = [db.parent]
-    with contextlib.suppress(RuntimeError):  # no home directory
-        dirs.append(_data_dir())
-    dirs.append(Path(tempfile.gettempdir()))
-    return list(dict.fromkeys(dirs))
-
-
-def _reserve(directory: Path, db: Path, stamp: str, suffix: str) -> tuple[Path, int]:
-    """A new private file `<db name>.rescue-<stamp><suffix>` in `directory`, open for writing."""
-    if directory != db.parent:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for n in range(100):
-        target = directory / f"{db.name}.rescue-{stamp}{f'-{n}' if n else ''}{suffix}"
-        try:
-            return target, os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                                   0o600)
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{directory}: too many rescue files named {db.name}.rescue-{stamp}")
-
-
-def write_rescue(db: Path, events: list[BaseEvent], stamp: str) -> tuple[Path | None, list[str]]:
-    """Save `events` as JSON Lines (the export's records, with `seq`, and `id` null: they are in
-    no log) to the first rescue directory that takes them. Returns the file, or None and why
-    each place failed."""
-    problems: list[str] = []
-    for directory in _rescue_dirs(db):
-        target: Path | None = None
-        try:
-            target, fd = _reserve(directory, db, stamp, ".jsonl")
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                for event in events:
-                    record = export_record(event)
-                    out.write(json.dumps({"id": None, "session": record["session"],
-                                          "agent": record["agent"], "seq": event.seq,
-                                          "type": record["type"], "ts": record["ts"],
-                                          "data": record["data"]}, ensure_ascii=False))
-                    out.write("\n")
-                out.flush()
-                os.fsync(out.fileno())
-            return target, problems
-        except OSError as error:
-            problems.append(f"{directory}: {error.strerror or error}")
-            if target is not None:
-                with contextlib.suppress(OSError):
-                    target.unlink()
-    return None, problems
 
 
 class _Flush:
@@ -256,7 +101,7 @@ def _fail_future(future: asyncio.Future[None], error: BaseException) -> None:
         future.exception()  # retrieved: its waiter gets it, and nobody else logs it
 
 
-class EventLog:
+class EventLog(LogReader):
     """Append-only event store with a batching writer. Use `async with EventLog.open(path)`."""
 
     def __init__(self, path: Path, connection: aiosqlite.Connection, *, readonly: bool = False,
@@ -299,9 +144,10 @@ class EventLog:
         self._giving_up = False
         self._unverified: list[BaseEvent] = []
         """Committed since the file was last seen at its path: lost too if it has gone."""
-        self._fd: int | None = None
-        self._watched = path.absolute()  # a later chdir must not look like a moved file
-        self._identity: tuple[int, int] = (0, 0)
+        self._watch = FileWatch(path)
+        """Whether the path still names the open log (REFERENCE-2.md L.2): its descriptor is
+        closed only after the connection, as closing any descriptor of a file drops every
+        POSIX lock the process holds on it, SQLite's included."""
         self._failing_since: float | None = None
         self._cause = ""
         self._stuck_timer: asyncio.TimerHandle | None = None
@@ -348,121 +194,21 @@ class EventLog:
     async def _connect(cls, path: Path, *, create: bool, readonly: bool = False,
                        patience: dict[str, float] | None = None) -> EventLog:
         path = path.expanduser()
-        if not path.exists():
-            if not create:
-                raise LogError(f"{path}: no such event log")
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            except OSError as error:
-                raise LogError(f"{path}: cannot create the event log: {error}") from None
+        patience = {} if readonly else patience or {}  # a reader has no writer to tune
+        connection, version = await connect(
+            path, create=create, readonly=readonly,
+            busy_timeout=patience.get("busy_timeout", WRITE_BUSY_TIMEOUT))
+        try:
+            log = cls(path, connection, readonly=readonly, **patience)
+        except BaseException:
+            await connection.close()
+            raise
+        log.version = version
         if not readonly:
-            log = await cls._start(path, str(path), uri=False, patience=patience or {})
-            log._watch_file()
+            log._watch.start()
             log._writer = asyncio.create_task(log._write_loop(),
                                               name=f"eventlog-writer {path.name}")
-            return log
-        uri = path.resolve().as_uri()
-        try:
-            return await cls._start(path, f"{uri}?mode=ro", uri=True, readonly=True)
-        except sqlite3.OperationalError as error:
-            if getattr(error, "sqlite_errorcode", 0) != SQLITE_CANTOPEN:
-                raise LogError(f"{path}: not a readable event log: {error}") from None
-            if Path(f"{path}-wal").exists():  # immutable=1 would ignore it: a stale view
-                shm = "" if Path(f"{path}-shm").exists() else " and no -shm beside it"
-                raise LogError(
-                    f"{path}: cannot read the event log: {error}; it has a -wal file{shm} in a "
-                    "directory that cannot be written (read-only media?); copy the log with "
-                    "its -wal and -shm files somewhere writable") from None
-        # A cleanly closed WAL log where no -shm can be made (read-only media): nobody is
-        # writing it (a writer keeps a -wal), so reading it as immutable is safe (L.3).
-        try:
-            return await cls._start(path, f"{uri}?mode=ro&immutable=1", uri=True, readonly=True)
-        except sqlite3.OperationalError as error:
-            raise LogError(f"{path}: cannot open the event log: {error}") from None
-
-    @classmethod
-    async def _start(cls, path: Path, target: str, *, uri: bool, readonly: bool = False,
-                     patience: dict[str, float] | None = None) -> EventLog:
-        """Connect and prepare; sqlite3.OperationalError CANTOPEN passes through for read-only
-        opens (the caller retries), every other failure is a LogError."""
-        try:
-            # Python opens a transaction before the first INSERT; make it IMMEDIATE, not
-            # deferred (L.1: the WAL upgrade trap), at no extra round trip to the thread.
-            connection = await aiosqlite.connect(target, uri=uri, isolation_level="IMMEDIATE",
-                                                 timeout=READ_BUSY_TIMEOUT)
-        except sqlite3.Error as error:
-            raise LogError(f"{path}: cannot open the event log: {error}") from None
-        try:
-            log = cls(path, connection, readonly=readonly, **(patience or {}))
-            await log._prepare()
-        except BaseException as error:
-            await connection.close()
-            if not isinstance(error, sqlite3.DatabaseError):
-                raise
-            code = getattr(error, "sqlite_errorcode", 0)
-            if readonly and code == SQLITE_CANTOPEN:
-                raise
-            if code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED):
-                raise LogError(f"{path}: the event log is locked by another process ({error});"
-                               " try again once it is done") from None
-            raise LogError(f"{path}: not a readable event log: {error}") from None
         return log
-
-    async def _prepare(self) -> None:
-        async with self._db.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise LogError(
-                f"{self.path}: written by a newer cockpit (schema {version}, this one "
-                f"reads {SCHEMA_VERSION}); upgrade cockpit"
-            )
-        self.version = version
-        if self.readonly:
-            if version == 0:
-                raise LogError(f"{self.path}: not a readable event log: no cockpit schema")
-            return
-        await self._db.execute("PRAGMA journal_mode = WAL")
-        await self._db.execute("PRAGMA synchronous = NORMAL")
-        if version == 0:
-            async with self._db.execute("SELECT count(*) FROM sqlite_master") as cursor:
-                row = await cursor.fetchone()
-            if row and row[0]:
-                raise LogError(f"{self.path}: this SQLite file is not a cockpit event log")
-            await self._db.executescript(
-                f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
-        elif version < SCHEMA_VERSION:
-            steps = "".join(MIGRATIONS[v] for v in range(version, SCHEMA_VERSION))
-            await self._db.executescript(
-                f"BEGIN IMMEDIATE; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
-        self.version = SCHEMA_VERSION
-        await self._db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-
-    def _watch_file(self) -> None:
-        """Hold the log's file open to tell, later, whether the path still names it (L.2).
-
-        The descriptor is closed only after the connection: closing any descriptor of a file
-        drops every POSIX lock the process holds on it, SQLite's included.
-        """
-        try:
-            self._fd = os.open(self._watched, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return  # cannot watch: carry on unwatched rather than refuse to run
-        held = os.fstat(self._fd)
-        self._identity = (held.st_dev, held.st_ino)
-
-    def _moved(self) -> str | None:
-        """None while the path names the open log; else what happened to it. One syscall."""
-        if self._fd is None:
-            return None
-        try:
-            here = os.stat(self._watched)
-        except FileNotFoundError:
-            return "deleted" if os.fstat(self._fd).st_nlink == 0 else "moved away"
-        except OSError:
-            return None  # cannot tell (permissions): the next check may
-        return None if (here.st_dev, here.st_ino) == self._identity else "replaced by another file"
 
     async def close(self) -> None:
         """Commit what is queued, stop the writer and close the connection, whatever happens.
@@ -488,9 +234,7 @@ class EventLog:
                     await self._abandon()
                 await self._db.close()
             finally:
-                if self._fd is not None:
-                    os.close(self._fd)
-                    self._fd = None
+                self._watch.close()
                 if abandoned and self._failure is not None:
                     raise self._failure  # even over a cancellation: say what was lost
         if self._failure is not None:
@@ -569,7 +313,7 @@ class EventLog:
                         async with asyncio.timeout(self.check_every):
                             await self._has_items.wait()
                     except TimeoutError:  # idle: is the file still there?
-                        if moved := self._moved():
+                        if moved := self._watch.moved():
                             return await self._fail_moved(moved)
                         self._unverified = []
                         continue
@@ -579,7 +323,7 @@ class EventLog:
                             await self._urgent.wait()
             self._urgent.clear()
             self._take()
-            if moved := self._moved():
+            if moved := self._watch.moved():
                 return await self._fail_moved(moved)
             self._unverified = []
             started = loop.time()
@@ -627,7 +371,7 @@ class EventLog:
             await self._db.executemany(INSERT_EVENT, rows)  # BEGIN IMMEDIATE, implicitly
             for session, _agent, _seq, ts, type_, data in rows:
                 if type_ in SESSION_TYPES:
-                    await self._update_session(session, ts, type_, json.loads(data))
+                    await update_session(self._db, session, ts, type_, json.loads(data))
             await self._db.commit()
         except Exception as error:
             await self._rollback()
@@ -692,7 +436,7 @@ class EventLog:
         """The path no longer names the open log: copy the orphan (everything committed to it
         is gone once the connection closes), then give up, rescuing the rest."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        copy, problems = await self._copy_orphan(stamp)
+        copy, problems = await copy_orphan(self._db, self.path, stamp)
         self.rescue_copy = copy
         # Our frames in `<path>-wal` would be read as part of whatever file is at the path now,
         # and checkpointed into it (L.2): move them into the orphan and empty the -wal.
@@ -708,36 +452,6 @@ class EventLog:
             lost = self._unverified
         self._fail_now(f"{self.path} was {moved} while cockpit was writing to it", note=note,
                        lost=lost, stamp=stamp)
-
-    async def _copy_orphan(self, stamp: str) -> tuple[Path | None, list[str]]:
-        """VACUUM INTO a new private file: the orphaned log as this connection still sees it."""
-        problems: list[str] = []
-        try:
-            async with self._db.execute("PRAGMA page_count") as cursor:
-                pages = await cursor.fetchone()
-            async with self._db.execute("PRAGMA page_size") as cursor:
-                page = await cursor.fetchone()
-            size = int(pages[0] if pages else 0) * int(page[0] if page else 4096)
-        except sqlite3.Error as error:
-            return None, [f"cannot read it: {error}"]
-        for directory in _rescue_dirs(self.path):
-            target: Path | None = None
-            try:
-                if directory.exists():
-                    stats = os.statvfs(directory)
-                    if stats.f_bavail * stats.f_frsize < size + size // 10 + 2**20:
-                        problems.append(f"{directory}: not enough free space")
-                        continue
-                target, fd = _reserve(directory, self.path, stamp, ".db")
-                os.close(fd)  # VACUUM INTO fills an empty file; this one is private (0600)
-                await self._db.execute("VACUUM INTO ?", (str(target),))
-                return target, problems
-            except (OSError, sqlite3.Error) as error:
-                problems.append(f"{directory}: {getattr(error, 'strerror', None) or error}")
-                if target is not None:
-                    with contextlib.suppress(OSError):
-                        target.unlink()
-        return None, problems
 
     def _fail_now(self, reason: str, *, note: str = "", lost: list[BaseEvent] | None = None,
                   stamp: str | None = None) -> None:
@@ -758,10 +472,10 @@ class EventLog:
             self.rescue_path = where
             were = "was" if len(rescued) == 1 else "were"
             if where is not None:
-                parts.append(f"{_counted(rescued)} that no log file holds {were} saved to "
+                parts.append(f"{counted(rescued)} that no log file holds {were} saved to "
                              f"{where}")
             else:
-                parts.append(f"{_counted(rescued)} that no log file holds could not be saved "
+                parts.append(f"{counted(rescued)} that no log file holds could not be saved "
                              f"anywhere, so {were} lost ({'; '.join(problems)})")
         elif not note:
             parts.append("no event was lost")
@@ -775,105 +489,3 @@ class EventLog:
             _fail_future(future, self._failure)
         for listener in list(self._failure_listeners):
             self._call(listener, self._failure)
-
-    async def _update_session(self, session: str, ts: float, type_: str, data: Any) -> None:
-        if type_ == "session_started":
-            await self._db.execute(
-                "INSERT OR IGNORE INTO sessions (id, crew, agents, started_at, pid, hostname, "
-                "proc_start) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (session, data["crew"], len(data["config"].get("agents", [])), ts, data["pid"],
-                 data.get("hostname"), data.get("proc_start")),
-            )
-        elif type_ == "session_resumed":
-            await self._db.execute(
-                "UPDATE sessions SET pid = ?, hostname = ?, proc_start = ?, ended_at = NULL, "
-                "outcome = NULL WHERE id = ?",
-                (data["pid"], data.get("hostname"), data.get("proc_start"), session),
-            )
-        elif type_ == "agent_restarted":
-            await self._db.execute(
-                "UPDATE sessions SET ended_at = NULL, outcome = NULL WHERE id = ?", (session,))
-        else:
-            await self._db.execute(
-                "UPDATE sessions SET ended_at = ?, outcome = ? WHERE id = ?",
-                (ts, data["outcome"], session),
-            )
-
-    # -- reading -----------------------------------------------------------------------------
-
-
-    async def sessions(self) -> list[SessionRow]:
-        """Every session, oldest first, with the time of its last event."""
-        owner = "s.hostname, s.proc_start" if self.version >= 2 else "NULL, NULL"
-        query = (
-            "SELECT s.id, s.crew, s.agents, s.started_at, s.ended_at, s.outcome, s.pid, "
-            "(SELECT ts FROM events e WHERE e.session = s.id ORDER BY e.id DESC LIMIT 1), "
-            f"{owner} FROM sessions s ORDER BY s.started_at, s.id"
-        )
-        async with self._db.execute(query) as cursor:
-            return [SessionRow(*row) for row in await cursor.fetchall()]
-
-    async def resolve(self, ref: str) -> str:
-        """A session id from `last` or an id (a unique prefix is accepted)."""
-        args: tuple[str, ...] = ()
-        if ref == "last":
-            query = "SELECT id FROM sessions ORDER BY started_at DESC, id DESC LIMIT 1"
-        else:
-            query, args = "SELECT id FROM sessions WHERE id = ? OR id LIKE ? LIMIT 3", (
-                ref, ref.replace("%", "").replace("_", r"\_") + "%")
-        async with self._db.execute(query, args) as cursor:
-            rows = [row[0] for row in await cursor.fetchall()]
-        if ref in rows:
-            return ref
-        if not rows:
-            what = "no sessions yet" if ref == "last" else f"no session {ref!r}"
-            raise LogError(f"{self.path}: {what}")
-        if len(rows) > 1:
-            raise LogError(f"{self.path}: {ref!r} matches several sessions; give more of the id")
-        return str(rows[0])
-
-    async def rows(self, session: str, after_id: int = 0, limit: int = 1000) -> list[Row]:
-        """One page of a session's stored rows (see `SELECT_EVENTS`), in log order, with ids
-        above `after_id`. Replay reads these raw: decoding is its hot path."""
-        async with self._db.execute(
-            f"{SELECT_EVENTS} WHERE session = ? AND id > ? ORDER BY id LIMIT ?",
-            (session, after_id, limit),
-        ) as cursor:
-            return list(await cursor.fetchall())  # type: ignore[arg-type]
-
-    async def events(self, session: str, after_id: int = 0, limit: int = 1000) -> list[BaseEvent]:
-        """One page of a session's events, in log order, with ids above `after_id`."""
-        return [event_from_row(*row) for row in await self.rows(session, after_id, limit)]
-
-    async def events_before(self, session: str, before_id: int | None = None,
-                            limit: int = 500) -> list[BaseEvent]:
-        """The page of events just before `before_id` (the newest if None), in log order."""
-        async with self._db.execute(
-            f"{SELECT_EVENTS} WHERE session = ? AND id < ? ORDER BY id DESC LIMIT ?",
-            (session, before_id if before_id is not None else 2**62, limit),
-        ) as cursor:
-            rows = list(await cursor.fetchall())
-        return [event_from_row(*row) for row in reversed(rows)]
-
-    async def crew(self, session: str) -> tuple[CrewConfig, str | None]:
-        """The crew, and its file, that the session's `session_started` recorded: what resume
-        runs again and what replay lays its panes out for."""
-        started = await self.events(session, 0, 1)
-        if not started or not isinstance(started[0], SessionStarted):
-            raise LogError(f"{self.path}: session {session} has no start event")
-        try:
-            return CrewConfig.model_validate(started[0].config), started[0].crew_path
-        except pydantic.ValidationError as error:
-            raise LogError(f"{self.path}: session {session}: its logged crew no longer "
-                           f"validates ({error.error_count()} errors)") from None
-
-    async def iter_events(self, session: str, page: int = 2000) -> AsyncIterator[BaseEvent]:
-        """All of a session's events, read page by page so memory stays flat."""
-        after = 0
-        while True:
-            batch = await self.events(session, after, page)
-            for event in batch:
-                yield event
-            if len(batch) < page:
-                return
-            after = batch[-1].id or after

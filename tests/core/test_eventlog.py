@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from cockpit.core import events as ev
-from cockpit.core.eventlog import FLUSH_EVENTS, SCHEMA_VERSION, EventLog, LogError
+from cockpit.core.eventlog import FLUSH_EVENTS, EventLog, LogError
+from cockpit.core.logschema import SCHEMA_VERSION
 from tests.fake_ollama import wait_until
 
 

@@ -1,0 +1,95 @@
+"""The event log's tables and how an event becomes a row of them.
+
+Everything that knows the SQL layout lives here: the schema and its migrations, the statements
+the writer and readers share, the row types, `encode` (an event as an `events` row, with the
+token hot path kept off pydantic), and how the events that open, resume or end a session update
+its `sessions` row. The writer (eventlog.py) and the readers (logreader.py) only run it.
+"""
+
+from __future__ import annotations
+
+import json
+from json.encoder import encode_basestring
+from typing import Any
+
+import aiosqlite
+
+from cockpit.core.events import BaseEvent, TokenStreamed
+
+SCHEMA_VERSION = 2
+"""2 added `sessions.hostname` and `sessions.proc_start` (which process owns a session)."""
+
+SCHEMA = """
+CREATE TABLE sessions (
+    id          TEXT PRIMARY KEY,
+    crew        TEXT NOT NULL,
+    agents      INTEGER NOT NULL,
+    started_at  REAL NOT NULL,
+    ended_at    REAL,
+    outcome     TEXT,
+    pid         INTEGER,
+    hostname    TEXT,
+    proc_start  REAL
+);
+CREATE TABLE events (
+    id       INTEGER PRIMARY KEY,
+    session  TEXT NOT NULL,
+    agent    TEXT,
+    seq      INTEGER NOT NULL,
+    ts       REAL NOT NULL,
+    type     TEXT NOT NULL,
+    data     TEXT NOT NULL,
+    UNIQUE (session, seq)
+);
+CREATE INDEX events_by_session ON events (session, id);
+"""
+
+INSERT_EVENT = "INSERT INTO events (session, agent, seq, ts, type, data) VALUES (?, ?, ?, ?, ?, ?)"
+SELECT_EVENTS = "SELECT id, session, agent, seq, ts, type, data FROM events"
+Row = tuple[int, str, "str | None", int, float, str, str]
+"""A stored event as `SELECT_EVENTS` returns it."""
+Encoded = tuple[str, "str | None", int, float, str, str]
+"""An event as an `events` row without its id (see `encode`)."""
+SESSION_TYPES = frozenset({"session_started", "session_resumed", "session_finished",
+                           "agent_restarted"})
+"""Types that change a session's row: a restart reopens a session that had ended."""
+MIGRATIONS = {
+    1: "ALTER TABLE sessions ADD COLUMN hostname TEXT; "
+       "ALTER TABLE sessions ADD COLUMN proc_start REAL;",
+}
+"""Schema N -> N + 1, run in one transaction when a writer opens an older log."""
+
+
+def encode(event: BaseEvent) -> Encoded:
+    """One event as an `events` row (without id)."""
+    if isinstance(event, TokenStreamed):  # the hot path: skip pydantic serialisation
+        data = f'{{"text": {encode_basestring(event.text)}, "chunks": {event.chunks}}}'
+    else:
+        data = json.dumps(event.data(), ensure_ascii=False)
+    return (event.session, event.agent, event.seq, event.ts, getattr(event, "type"), data)  # noqa: B009
+
+
+async def update_session(db: aiosqlite.Connection, session: str, ts: float, type_: str,
+                         data: Any) -> None:
+    """Apply one event of `SESSION_TYPES` to its `sessions` row, in the open transaction."""
+    if type_ == "session_started":
+        await db.execute(
+            "INSERT OR IGNORE INTO sessions (id, crew, agents, started_at, pid, hostname, "
+            "proc_start) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (session, data["crew"], len(data["config"].get("agents", [])), ts, data["pid"],
+             data.get("hostname"), data.get("proc_start")),
+        )
+    elif type_ == "session_resumed":
+        await db.execute(
+            "UPDATE sessions SET pid = ?, hostname = ?, proc_start = ?, ended_at = NULL, "
+            "outcome = NULL WHERE id = ?",
+            (data["pid"], data.get("hostname"), data.get("proc_start"), session),
+        )
+    elif type_ == "agent_restarted":
+        await db.execute(
+            "UPDATE sessions SET ended_at = NULL, outcome = NULL WHERE id = ?", (session,))
+    else:
+        await db.execute(
+            "UPDATE sessions SET ended_at = ?, outcome = ? WHERE id = ?",
+            (ts, data["outcome"], session),
+        )
