@@ -38,6 +38,9 @@ class BaseEvent(BaseModel):
     (tokens are batched by the writer). The one statement of that rule."""
     terminal: ClassVar[bool] = False
     """Ends the agent's run (until a restart or a resume)."""
+    settles: ClassVar[bool] = False
+    """May change whether the session can end (every terminal event; a pause or a resume,
+    since paused agents can end a headless run)."""
 
     def data(self) -> dict[str, Any]:
         """The event-specific fields, as in the export's `data` object."""
@@ -121,12 +124,14 @@ class MessageCompleted(BaseEvent):
 class AgentPaused(BaseEvent):
     type: Literal["agent_paused"] = "agent_paused"
     durable: ClassVar[bool] = True
+    settles: ClassVar[bool] = True
     by: str = "person"
 
 
 class AgentResumed(BaseEvent):
     type: Literal["agent_resumed"] = "agent_resumed"
     durable: ClassVar[bool] = True
+    settles: ClassVar[bool] = True
     by: str = "person"
 
 
@@ -141,6 +146,7 @@ class AgentStopped(BaseEvent):
     type: Literal["agent_stopped"] = "agent_stopped"
     durable: ClassVar[bool] = True
     terminal: ClassVar[bool] = True
+    settles: ClassVar[bool] = True
     by: str = "person"
     reason: str = ""
 
@@ -223,6 +229,7 @@ class AgentFailed(BaseEvent):
     type: Literal["agent_failed"] = "agent_failed"
     durable: ClassVar[bool] = True
     terminal: ClassVar[bool] = True
+    settles: ClassVar[bool] = True
     error: str
 
 
@@ -230,6 +237,7 @@ class AgentFinished(BaseEvent):
     type: Literal["agent_finished"] = "agent_finished"
     durable: ClassVar[bool] = True
     terminal: ClassVar[bool] = True
+    settles: ClassVar[bool] = True
     output: str
 
 

@@ -103,16 +103,34 @@ async def _prepare(db: aiosqlite.Connection, path: Path, *, readonly: bool,
         return version
     await db.execute("PRAGMA journal_mode = WAL")
     await db.execute("PRAGMA synchronous = NORMAL")
-    if version == 0:
-        async with db.execute("SELECT count(*) FROM sqlite_master") as cursor:
-            row = await cursor.fetchone()
-        if row and row[0]:
-            raise LogError(f"{path}: this SQLite file is not a cockpit event log")
-        await db.executescript(
-            f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
-    elif version < SCHEMA_VERSION:
-        steps = "".join(MIGRATIONS[v] for v in range(version, SCHEMA_VERSION))
-        await db.executescript(
-            f"BEGIN IMMEDIATE; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+    if version < SCHEMA_VERSION:
+        await _create_or_migrate(db, path)
     await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     return SCHEMA_VERSION
+
+
+async def _create_or_migrate(db: aiosqlite.Connection, path: Path) -> None:
+    """Write the schema, or migrate an older one, in one `BEGIN IMMEDIATE` transaction that
+    reads the version again: two writers opening one old log at once (a run and a resume
+    right after an upgrade) must not both migrate it."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        async with db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+        if version == 0:
+            async with db.execute("SELECT count(*) FROM sqlite_master") as cursor:
+                row = await cursor.fetchone()
+            if row and row[0]:
+                raise LogError(f"{path}: this SQLite file is not a cockpit event log")
+            script = SCHEMA
+        else:
+            script = "".join(MIGRATIONS[v] for v in range(version, SCHEMA_VERSION))
+        for statement in (part.strip() for part in script.split(";")):
+            if statement:
+                await db.execute(statement)
+        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        await db.commit()
+    except BaseException:
+        await db.rollback()
+        raise

@@ -31,9 +31,10 @@ class Resumable:
 
     @property
     def complete(self) -> bool:
-        """Every agent finished; only `session_finished` is missing (a crash right before
-        it). Resuming just closes the session."""
-        return all(a.status is AgentStatus.FINISHED for a in self.state.agents.values())
+        """Every agent finished or was stopped, and only `session_finished` is missing (a
+        crash right before it). Resuming just closes the session."""
+        return self.state.outcome is None and not any(
+            _continues(a.status) for a in self.state.agents.values())
 
 
 def outcome_of(row: SessionRow) -> str:

@@ -138,6 +138,8 @@ class Runner:
         before one the host is unreachable."""
         self._waiting_since: float | None = None
         """Loop time the agent began waiting for an unreachable host, else None."""
+        self._waits = 0
+        """Attempts in the current wait: the backoff starts small again at each outage."""
         self._command: Command | None = None
         self._wake: asyncio.Future[Command] | None = None
         self._applying = False
@@ -181,7 +183,6 @@ class Runner:
         """
         failures = 0
         delay = 0.0
-        waits = 0
         loop = asyncio.get_running_loop()
         if paused:
             self._command = Command("pause", by=self.agent.paused_by or "person")
@@ -195,7 +196,7 @@ class Runner:
                 finally:
                     self._applying = False
                 paused = False
-                failures = waits = 0
+                failures = self._waits = 0
                 delay = 0.0
                 self._waiting_since = None  # a new wait starts if the host is still down
                 continue
@@ -226,8 +227,8 @@ class Runner:
                             reason=message, limit=self.host_wait)
                     waited = now - self._waiting_since
                     if waited < self.host_wait:
-                        waits += 1
-                        delay = min(host_wait_delay(waits, self.backoff),
+                        self._waits += 1
+                        delay = min(host_wait_delay(self._waits, self.backoff),
                                     self.host_wait - waited)
                         continue
                     message = (f"{message} (still unreachable after waiting "
@@ -262,6 +263,7 @@ class Runner:
         if self._waiting_since is not None:
             waited = asyncio.get_running_loop().time() - self._waiting_since
             self._waiting_since = None
+            self._waits = 0
             await self.supervisor.record(ev.HostBack, self.name, host=self.host,
                                          waited=round(waited, 3))
 

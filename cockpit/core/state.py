@@ -205,7 +205,7 @@ def _session_started(state: SessionState, event: ev.SessionStarted) -> None:
 
 
 def _session_resumed(state: SessionState, event: ev.SessionResumed) -> None:
-    state.ended_at = state.outcome = None
+    state.ended_at = state.outcome = state.log_stuck = None  # a new process, a new log
     state.only = list(event.only) if event.only is not None else None
 
 

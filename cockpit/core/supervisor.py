@@ -95,8 +95,9 @@ class Supervisor:
                            **fields)
         self.state.apply(event)
         self.bus.publish(event)
-        if event.terminal and agent is not None:
-            self._ended[agent].set()
+        if event.settles and agent is not None:
+            if event.terminal:
+                self._ended[agent].set()
             self._changed.set()
         return event
 
@@ -209,21 +210,32 @@ class Supervisor:
 
     def idle(self) -> bool:
         """Nothing can happen without a person: every agent that has not ended is paused by
-        one (or held). Headless runs end here, interrupted and resumable."""
-        return all(agent.status.ended or name in self._held
-                   or (agent.status is AgentStatus.PAUSED and agent.paused_by
-                       not in SYSTEM_PAUSERS)
-                   for name, agent in self.state.agents.items())
+        one, held, or waiting for an agent that is. Headless runs end here, interrupted and
+        resumable."""
+        return all(self._blocked(name) for name in self.state.agents)
+
+    def _blocked(self, name: str) -> bool:
+        agent = self.state.agents[name]
+        if agent.status.ended or name in self._held:
+            return True
+        if agent.status is AgentStatus.PAUSED:
+            return agent.paused_by not in SYSTEM_PAUSERS
+        if agent.status is AgentStatus.WAITING:
+            return any(not self.state.agents[d].status.ended and self._blocked(d)
+                       for d in self.crew.agent(name).after)
+        return False
 
     async def wait(self, *, until_idle: bool = False) -> SessionState:
         """Return when the session has ended, after logging `session_finished`: when every
         agent has ended (or, with `until_idle`, when only paused agents are left, which ends
         the session `interrupted`)."""
         while not (self._settled() or (until_idle and self.idle())):
-            self._changed.clear()
-            await self._changed.wait()
             if self._error is not None:
                 raise self._error
+            self._changed.clear()
+            await self._changed.wait()
+        if self._error is not None:
+            raise self._error
         if self._settled():
             await self.finish(self._outcome())
         else:
@@ -231,9 +243,13 @@ class Supervisor:
         return self.state
 
     def _outcome(self) -> str:
-        if self._held:
-            return "interrupted"
-        return "failed" if self._any_unsuccessful() else "finished"
+        """failed if an agent that ran did not finish; else interrupted while `--only` holds
+        agents back; else finished."""
+        held = {n for n in self._held if not self.state.agents[n].status.ended}
+        ran = [a for name, a in self.state.agents.items() if name not in held]
+        if any(a.status is not AgentStatus.FINISHED for a in ran):
+            return "failed"
+        return "interrupted" if held else "finished"
 
     async def run(self, resume: SessionState | None = None, *, only: list[str] | None = None,
                   until_idle: bool = False) -> SessionState:
@@ -248,13 +264,18 @@ class Supervisor:
         finally:
             await self.aclose()
 
-    async def finish(self, outcome: str) -> None:
+    async def finish(self, outcome: str, *, commit: bool = True) -> None:
         """Log `session_finished`, unless the log already says the session ended (the fold
-        decides: a restart reopens it). "interrupted" leaves the session resumable."""
+        decides: a restart reopens it). "interrupted" leaves the session resumable.
+        `commit=False` leaves the commit to the log's close, which bounds it by its grace
+        (a shutdown must not hang on a locked log)."""
         if self.state.outcome is not None:
             return
-        await self.record(ev.SessionFinished, None, outcome=outcome,
-                          agents={name: str(a.status) for name, a in self.state.agents.items()})
+        agents = {name: str(a.status) for name, a in self.state.agents.items()}
+        if commit:
+            await self.record(ev.SessionFinished, None, outcome=outcome, agents=agents)
+        else:
+            self.emit(ev.SessionFinished, None, outcome=outcome, agents=agents)
 
     async def shutdown(self) -> None:
         """Stop every agent where it is (partials stay in the log) and end as interrupted."""
@@ -265,9 +286,9 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if not self.state.all_ended:
-            await self.finish("interrupted")
+            await self.finish("interrupted", commit=False)
         elif self.state.outcome is None:
-            await self.finish(self._outcome())
+            await self.finish(self._outcome(), commit=False)
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -286,7 +307,7 @@ class Supervisor:
         task.add_done_callback(self._driver_done)
         self._drivers[name] = task
 
-    def _driver_done(self, task: asyncio.Task[None]) -> None:
+    def _driver_done(self, task: asyncio.Task[Any]) -> None:
         if not task.cancelled() and task.exception() is not None and self._error is None:
             self._error = task.exception()
         self._changed.set()
@@ -401,9 +422,10 @@ class Supervisor:
         """End the agent for good (until restarted); dependents will not start."""
         self._check(name, RUNNING | {AgentStatus.PAUSED, AgentStatus.WAITING}, "stop")
         if self.state.agents[name].status is AgentStatus.WAITING:
-            driver = self._drivers[name]
-            driver.cancel()
-            await asyncio.gather(driver, return_exceptions=True)
+            driver = self._drivers.get(name)  # none for an agent `resume --only` held
+            if driver is not None:
+                driver.cancel()
+                await asyncio.gather(driver, return_exceptions=True)
             await self.record(ev.AgentStopped, name, by=by, reason="stopped before it started")
             return
         await self._send(name, Command("stop", by=by))
@@ -417,6 +439,7 @@ class Supervisor:
         self._launch(name)
         if reopening and (self._finisher is None or self._finisher.done()):
             self._finisher = asyncio.create_task(self.wait(), name="cockpit session end")
+            self._finisher.add_done_callback(self._driver_done)
 
     async def pause_all(self, by: str = "person") -> list[str]:
         """Pause every running agent; returns the names paused."""

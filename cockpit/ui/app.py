@@ -143,6 +143,7 @@ class CockpitApp(App[int]):
         if (attached := await self.attach_log()) is None:
             return
         log, bus, bridge = attached
+        log.add_failure_listener(self._log_gave_up)
         self.supervisor = Supervisor(self.crew, log, bus, crew_path=self.crew_path,
                                      hosts=self.hosts, clock=self.clock,
                                      session=self.resume.session if self.resume else None)
@@ -157,6 +158,11 @@ class CockpitApp(App[int]):
         for problem in self.theme_errors:
             self.notify(problem, title="Theme not loaded", severity="warning", markup=False)
         self.call_after_refresh(gc.freeze)
+
+    def _log_gave_up(self, error: LogError) -> None:
+        """The log cannot be written at all: the session cannot go on unrecorded. Exit 2 with
+        the log's message (what was not written, and where it went)."""
+        self.exit(2, return_code=2, message=f"cockpit: {error}")
 
     async def _run_session(self) -> None:
         """Run the session until its agents end. A log that gives up for good (deleted,

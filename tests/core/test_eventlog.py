@@ -623,3 +623,37 @@ async def test_a_cancelled_close_of_a_stuck_log_still_rescues_and_says_so(
     assert log.rescue_path is not None
     assert [r["seq"] for r in read_rescue(log.rescue_path)] == list(range(2, 9))
     assert len(logged(db)) == 1
+
+
+V1_SCHEMA = """
+CREATE TABLE sessions (id TEXT PRIMARY KEY, crew TEXT NOT NULL, agents INTEGER NOT NULL,
+    started_at REAL NOT NULL, ended_at REAL, outcome TEXT, pid INTEGER);
+CREATE TABLE events (id INTEGER PRIMARY KEY, session TEXT NOT NULL, agent TEXT,
+    seq INTEGER NOT NULL, ts REAL NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL,
+    UNIQUE (session, seq));
+CREATE INDEX events_by_session ON events (session, id);
+INSERT INTO sessions VALUES ('old', 'crew', 1, 1.0, NULL, NULL, 4242);
+PRAGMA user_version = 1;
+"""
+
+
+async def test_a_schema_1_log_is_read_as_is_and_migrated_once_by_concurrent_writers(
+        tmp_path: Path) -> None:
+    db = tmp_path / "v1.db"
+    with sqlite3.connect(db) as connection:
+        connection.executescript(V1_SCHEMA)
+    async with EventLog.open(db, readonly=True) as log:  # a reader never migrates
+        (row,) = await log.sessions()
+        assert row.pid == 4242 and row.hostname is None and row.proc_start is None
+
+    async def open_for_writing() -> int:
+        async with EventLog.open(db) as log:
+            return len(await log.sessions())
+
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert await asyncio.gather(open_for_writing(), open_for_writing()) == [1, 1]
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
+        columns = [r[1] for r in connection.execute("PRAGMA table_info(sessions)")]
+    assert columns[-2:] == ["hostname", "proc_start"]

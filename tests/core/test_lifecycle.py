@@ -161,3 +161,93 @@ def test_a_reused_pid_is_not_the_owner() -> None:
     assert not owner_alive(me, host, started - 3600)  # same pid, another process
     assert owner_alive(me, "another-machine", started - 3600)  # cannot tell: assume alive
     assert not owner_alive(None)
+
+
+async def test_headless_resume_with_only_paused_work_left_ends_interrupted(db: Path) -> None:
+    scripts = {"m1": ModelScript(tokens=WORDS, delay=0.01)}
+    async with FakeOllama(scripts) as fake:
+        crew = make_crew(fake.url, [{"name": "a"}, {"name": "b", "after": ["a"]}])
+        async with running(crew, db) as session:
+            await wait_until(lambda: session.state.agents["a"].tokens > 3, TIMEOUT, "tokens")
+            await session.supervisor.pause("a")
+        async with EventLog.open(db) as log:
+            found = await load_resumable(log, "last")
+            supervisor = Supervisor(found.crew, log, EventBus(), session=found.state.session)
+            # b waits for a, which a person paused: nothing can happen without them
+            state = await supervisor.run(found.state, until_idle=True)
+    assert state.outcome == "interrupted"
+    assert state.agents["a"].status is AgentStatus.PAUSED
+    assert state.agents["b"].status is AgentStatus.WAITING
+
+
+async def test_a_stopped_agent_does_not_keep_a_crashed_session_from_closing(db: Path) -> None:
+    scripts = {"m1": ModelScript(tokens=WORDS, delay=0.01), "m2": ModelScript(tokens=WORDS)}
+    async with FakeOllama(scripts) as fake:
+        crew = make_crew(fake.url, [{"name": "a"}, {"name": "b", "model": "m2"}])
+        async with EventLog.open(db) as log:
+            supervisor = Supervisor(crew, log, EventBus())
+            await supervisor.start()
+            await wait_until(lambda: supervisor.state.agents["a"].tokens > 3, TIMEOUT, "a")
+            await supervisor.stop("a")
+            await wait_until(lambda: supervisor.state.all_ended, TIMEOUT, "both ended")
+            await supervisor.aclose()  # the process dies before session_finished
+        state, logged = await resume(crew, db)
+    assert state.outcome == "failed"  # a was stopped: exit 1, and the session is closed
+    assert [e.type for e in logged][-2:] == ["session_resumed", "session_finished"]  # type: ignore[attr-defined]
+
+
+async def test_stopping_an_agent_that_resume_only_held_back(db: Path) -> None:
+    scripts = {"m1": ModelScript(tokens=WORDS, delay=0.01), "m2": ModelScript(tokens=WORDS)}
+    async with FakeOllama(scripts) as fake:
+        crew = make_crew(fake.url, [{"name": "a"}, {"name": "b", "after": ["a"]},
+                                    {"name": "c", "model": "m2"}])
+        async with EventLog.open(db) as log:
+            supervisor = Supervisor(crew, log, EventBus())
+            await supervisor.start()
+            await wait_until(lambda: supervisor.state.agents["c"].status.ended
+                             and supervisor.state.agents["a"].tokens > 3, TIMEOUT, "c's end")
+            for task in supervisor._drivers.values():
+                task.cancel()  # the process dies: a mid-reply, b waiting for it
+            await supervisor.aclose()
+        async with EventLog.open(db) as log:
+            found = await load_resumable(log, "last", ["a"])
+            supervisor = Supervisor(found.crew, log, EventBus(), session=found.state.session)
+            await supervisor.resume_session(found.state, ["a"])
+            assert supervisor.state.agents["b"].status is AgentStatus.WAITING  # held
+            await supervisor.stop("b")
+            state = await supervisor.wait()
+            await supervisor.aclose()
+    assert state.agents["b"].status is AgentStatus.STOPPED
+    assert state.agents["a"].output == FULL
+    assert state.outcome == "failed"  # b was stopped
+
+
+async def test_shutting_down_on_a_locked_log_does_not_wait_for_the_lock(db: Path) -> None:
+    import asyncio
+    import sqlite3
+
+    from cockpit.core.eventlog import LogError
+
+    scripts = {"m1": ModelScript(tokens=WORDS, delay=0.01)}
+    async with FakeOllama(scripts) as fake:
+        crew = make_crew(fake.url, [{"name": "a"}])
+        holder = None
+        try:
+            async with EventLog.open(db, stuck_after=0.2, close_grace=0.5) as log:
+                supervisor = Supervisor(crew, log, EventBus())
+                await supervisor.start()
+                await wait_until(lambda: supervisor.state.agents["a"].tokens > 3, TIMEOUT,
+                                 "tokens")
+                holder = sqlite3.connect(db, isolation_level=None)
+                holder.execute("BEGIN IMMEDIATE")  # a backup or a sqlite3 shell
+                await wait_until(lambda: supervisor.state.log_stuck is not None, TIMEOUT,
+                                 "the log to be stuck")
+                # the quit: returns while the lock is still held
+                await asyncio.wait_for(supervisor.shutdown(), TIMEOUT)
+            raise AssertionError("closing a stuck log must report what was not written")
+        except LogError as error:
+            assert "rescue" in str(error)
+        finally:
+            if holder is not None:
+                holder.rollback()
+                holder.close()
