@@ -157,7 +157,7 @@ def chats(t: Target | FakeOllama) -> list[RequestRecord]:
 
 
 async def test_root_get_and_head(target: Target) -> None:
-    async with httpx.AsyncClient(base_url=target.url) as http:
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
         for method in ("HEAD", "GET"):  # on one connection: HEAD must not send a body
             r = await http.request(method, "/")
             assert r.status_code == 200
@@ -166,14 +166,14 @@ async def test_root_get_and_head(target: Target) -> None:
 
 
 async def test_version(target: Target) -> None:
-    async with httpx.AsyncClient(base_url=target.url) as http:
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
         r = await http.get("/api/version")
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
     assert r.json() == {"version": "0.5.1"}
 
 
 async def test_tags_shape_and_client_list(target: Target) -> None:
-    async with httpx.AsyncClient(base_url=target.url) as http:
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
         body = (await http.get("/api/tags")).json()
     assert set(body) == {"models"}
     item = next(m for m in body["models"] if m["name"] == f"{target.model}:latest")
@@ -189,7 +189,7 @@ async def test_tags_shape_and_client_list(target: Target) -> None:
 
 
 async def test_show(target: Target) -> None:
-    async with httpx.AsyncClient(base_url=target.url) as http:
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
         r = await http.post("/api/show", json={"name": target.model})  # `name` alias
         missing = await http.post("/api/show", json={})
         unknown = await http.post("/api/show", json={"model": "nope"})
@@ -209,7 +209,7 @@ async def test_show(target: Target) -> None:
 async def test_ps_lists_model_after_a_request(target: Target) -> None:
     client = connect(target.url)
     await client.chat(target.model, messages=MSGS, stream=False)
-    async with httpx.AsyncClient(base_url=target.url) as http:
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
         body = (await http.get("/api/ps")).json()
     item = next(m for m in body["models"] if m["name"] == f"{target.model}:latest")
     assert {"model", "size", "digest", "details", "expires_at", "size_vram",
@@ -221,7 +221,7 @@ async def test_ps_lists_model_after_a_request(target: Target) -> None:
 
 
 async def test_stream_chat_wire_format(target: Target) -> None:
-    async with httpx.AsyncClient(base_url=target.url) as http:
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
         r = await http.post("/api/chat", json={"model": target.model, "messages": MSGS})
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/x-ndjson"
@@ -251,7 +251,7 @@ async def test_stream_chat_with_client_matches_stream_false(target: Target) -> N
 
 
 async def test_chat_stream_false_is_one_json_object(target: Target) -> None:
-    async with httpx.AsyncClient(base_url=target.url) as http:
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
         r = await http.post("/api/chat", json={"model": target.model, "messages": MSGS,
                                                "stream": False})
     assert r.status_code == 200
@@ -264,7 +264,7 @@ async def test_chat_stream_false_is_one_json_object(target: Target) -> None:
 
 
 async def test_generate_stream_with_context(target: Target) -> None:
-    async with httpx.AsyncClient(base_url=target.url) as http:
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
         r = await http.post("/api/generate", json={"model": target.model, "prompt": "Hi",
                                                    "options": SAME})
     assert r.headers["content-type"] == "application/x-ndjson"
@@ -282,7 +282,7 @@ async def test_generate_stream_with_context(target: Target) -> None:
 
 
 async def test_generate_stream_false(target: Target) -> None:
-    async with httpx.AsyncClient(base_url=target.url) as http:
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
         r = await http.post("/api/generate", json={"model": target.model, "prompt": "Hi",
                                                    "stream": False, "options": SAME})
     assert r.headers["content-type"] == "application/json; charset=utf-8"
@@ -328,7 +328,7 @@ async def test_thinking_chunks(target: Target) -> None:
 async def test_json_errors(target: Target, method: str, path: str, payload: Any, status: int,
                            error: str | None) -> None:
     kw: dict[str, Any] = {"content": payload} if isinstance(payload, bytes) else {"json": payload}
-    async with httpx.AsyncClient(base_url=target.url) as http:
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
         r = await http.request(method, path, **kw)
     assert r.status_code == status
     assert r.headers["content-type"] == "application/json; charset=utf-8"
@@ -347,7 +347,7 @@ async def test_json_errors(target: Target, method: str, path: str, payload: Any,
 )
 async def test_text_errors(target: Target, method: str, path: str, status: int,
                            text: str) -> None:
-    async with httpx.AsyncClient(base_url=target.url) as http:
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
         r = await http.request(method, path)
     assert (r.status_code, r.text) == (status, text)
     assert r.headers["content-type"].startswith("text/plain")
@@ -374,7 +374,7 @@ async def test_latest_tag_is_the_same_model_and_name_is_echoed(target: Target) -
 
 
 async def test_empty_messages_just_loads_the_model(target: Target) -> None:
-    async with httpx.AsyncClient(base_url=target.url) as http:
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
         r = await http.post("/api/chat", json={"model": target.model, "messages": []})
     body = r.json()
     assert r.status_code == 200 and body["done"] is True and body["done_reason"] == "load"
@@ -383,7 +383,7 @@ async def test_empty_messages_just_loads_the_model(target: Target) -> None:
 
 async def test_keep_alive_reuses_one_connection(target: Target) -> None:
     before = target.connections()
-    async with httpx.AsyncClient(base_url=target.url) as http:
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
         for _ in range(3):
             r = await http.post("/api/chat", json={"model": target.model, "messages": MSGS})
             assert r.status_code == 200 and lines_of(r)
@@ -399,7 +399,7 @@ async def test_chunked_request_body(target: Target) -> None:
         for i in range(0, len(payload), 7):
             yield payload[i:i + 7]
 
-    async with httpx.AsyncClient(base_url=target.url) as http:
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
         r = await http.post("/api/chat", content=body())
         assert r.request.headers["transfer-encoding"] == "chunked"
         assert r.status_code == 200 and r.json()["done"] is True
@@ -544,7 +544,7 @@ async def test_queue_full_is_503_and_leaving_the_queue_frees_a_place() -> None:
         await fake.wait_until(lambda: got == ["A:a"], TIMEOUT, "A streams")
         b = asyncio.create_task(_hold(fake.url, "q", "B", got))
         await fake.wait_until(lambda: len(chats(fake)) == 2, TIMEOUT, "B queued")
-        async with httpx.AsyncClient(base_url=fake.url) as http:
+        async with httpx.AsyncClient(base_url=fake.url, timeout=TIMEOUT) as http:
             r = await http.post("/api/chat", json={"model": "q", "messages": MSGS})
         assert r.status_code == 503
         assert r.headers["content-type"] == "application/json; charset=utf-8"
@@ -568,7 +568,7 @@ async def test_queue_full_is_503_and_leaving_the_queue_frees_a_place() -> None:
 @pytest.mark.parametrize("stream", [True, False])
 async def test_fail_first_is_a_prestream_error_then_retry_works(stream: bool) -> None:
     async with FakeOllama({"m1": ModelScript(fail_first=1)}) as fake:
-        async with httpx.AsyncClient(base_url=fake.url) as http:
+        async with httpx.AsyncClient(base_url=fake.url, timeout=TIMEOUT) as http:
             r = await http.post("/api/chat", json={"model": "m1", "messages": MSGS,
                                                    "stream": stream})
             assert r.status_code == 500
@@ -594,7 +594,7 @@ async def test_fail_status_reaches_the_client() -> None:
 
 async def test_midstream_error_line() -> None:
     async with FakeOllama({"m1": ModelScript(error_after=2)}) as fake:
-        async with httpx.AsyncClient(base_url=fake.url) as http:
+        async with httpx.AsyncClient(base_url=fake.url, timeout=TIMEOUT) as http:
             r = await http.post("/api/chat", json={"model": "m1", "messages": MSGS})
         assert r.status_code == 200
         lines = lines_of(r)
@@ -701,7 +701,7 @@ async def test_num_predict_gives_length() -> None:
 async def test_tool_calls() -> None:
     call = {"name": "get_weather", "arguments": {"city": "Tokyo"}}
     async with FakeOllama({"tools": ModelScript(tokens=[], tool_calls=[call])}) as fake:
-        async with httpx.AsyncClient(base_url=fake.url) as http:
+        async with httpx.AsyncClient(base_url=fake.url, timeout=TIMEOUT) as http:
             r = await http.post("/api/chat", json={"model": "tools", "messages": MSGS})
         chunks = [json.loads(x) for x in lines_of(r)]
         (tc,) = chunks[0]["message"]["tool_calls"]
@@ -822,7 +822,7 @@ async def test_server_acloses_the_generator_after_finish() -> None:
 async def test_backend_bug_is_reported_like_an_ollama_error(crash_after: int,
                                                             status: int) -> None:
     server = OllamaServer(HoldingBackend(crash_after))
-    async with server, httpx.AsyncClient(base_url=server.url) as http:
+    async with server, httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
         r = await http.post("/api/chat", json={"model": "h", "messages": MSGS})
     assert r.status_code == status
     last = json.loads(lines_of(r)[-1]) if status == 200 else r.json()
