@@ -58,6 +58,7 @@ def direct(backend: LlamaBackend, llm: object, tokens: int) -> tuple[int, float]
     started = time.perf_counter()
     prompt = _prompt_tokens(llm, gen)  # type: ignore[arg-type]
     llm.set_seed(SEED)  # type: ignore[attr-defined]
+    llm.reset()  # type: ignore[attr-defined] # the engine evaluates the whole prompt: so do we
     count = 0
     for token in llm.generate(  # type: ignore[attr-defined]
             prompt, top_k=int(settings["top_k"]), top_p=float(settings["top_p"]),
