@@ -203,7 +203,7 @@ def _generate(llm: Llama, gen: Generation, stop: threading.Event,
         held, count, reason = "", 0, "length" if limit == 0 else "stop"
         # Evaluate the whole prompt every time: reusing a cached prefix changes the batch
         # shapes, and with them the floating-point sums, so one seed could give two replies.
-        llm.reset()
+        llm.reset()  # type: ignore[no-untyped-call]
         sampled = llm.generate(
             tokens, top_k=int(options["top_k"]), top_p=float(options["top_p"]),
             min_p=float(options["min_p"]), temp=float(options["temperature"]),
