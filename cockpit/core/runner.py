@@ -25,6 +25,7 @@ import ollama
 import pydantic
 
 from cockpit.core import events as ev
+from cockpit.core.describe import duration
 from cockpit.core.eventlog import LogError
 from cockpit.core.hosts import HostUnreachable, ModelUnavailable, unreachable
 from cockpit.core.state import AgentState
@@ -232,7 +233,7 @@ class Runner:
                                     self.host_wait - waited)
                         continue
                     message = (f"{message} (still unreachable after waiting "
-                               f"{_duration(waited)}; host_wait is {_duration(self.host_wait)})")
+                               f"{duration(waited)}; host_wait is {duration(self.host_wait)})")
                     await self.supervisor.record(ev.AgentFailed, self.name, error=message)
                     return
                 await self._host_answered()
@@ -462,12 +463,3 @@ def _being_cancelled() -> bool:
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
 
-
-def _duration(seconds: float) -> str:
-    """`45 s`, `3 min`, `1 h 5 min`: for messages."""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
