@@ -113,9 +113,7 @@ class Supervisor:
         try:
             self.log.append(event)
         except LogError as error:
-            if self._error is None:
-                self._error = error
-                self._changed.set()
+            self._log_failed(error)
 
     async def record(self, event_type: type[E], agent: str | None, **fields: Any) -> E:
         """`emit`, then, for a durable type (`BaseEvent.durable`), wait until it is on disk.
