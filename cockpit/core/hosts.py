@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import httpx
 import ollama
 
+from cockpit.core.model_names import canonical
+
 PROBE_TTL = 10.0
 """Seconds a host's answer (its models, its loaded models) is trusted before asking again."""
 PROBE_TIMEOUT = 10.0
@@ -29,11 +31,6 @@ class HostUnreachable(Exception):
 
 class ModelUnavailable(Exception):
     """Every host that answered lacks the model: no amount of waiting will help."""
-
-
-def canonical(model: str) -> str:
-    """Ollama's own rule: a name without a tag means `:latest`."""
-    return model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
 
 
 def unreachable(error: BaseException) -> bool:

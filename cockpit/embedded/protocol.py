@@ -26,6 +26,8 @@ from http import HTTPStatus
 from json.encoder import encode_basestring_ascii as _jstr
 from typing import Any, Literal, Protocol
 
+from cockpit.core.model_names import canonical
+
 OLLAMA_VERSION = "0.5.1"
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
 _ROUTES = {"/": ("GET", "HEAD"), "/api/version": ("GET", "HEAD"), "/api/tags": ("GET", "HEAD"),
@@ -123,12 +125,6 @@ class RequestRecord:
     admission: int | None = None  # order in which generations got a slot (FIFO checks)
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
-
-
-def canonical(name: str) -> str:
-    """Ollama's default tag: "m1" and "m1:latest" name the same model."""
-    name = name.strip()
-    return name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
 
 
 _sec_cache: tuple[int, str] = (-1, "")
