@@ -9,7 +9,7 @@ process memory. Events are frozen pydantic models in one union discriminated by 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -268,14 +268,6 @@ Event = Annotated[
 ]
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-
-EVENT_CLASSES: dict[str, type[BaseEvent]] = {
-    cls.model_fields["type"].default: cls for cls in get_args(get_args(Event)[0])
-}
-"""Every event type by its `type` string."""
-
-DURABLE_TYPES = frozenset(name for name, cls in EVENT_CLASSES.items() if cls.durable)
-TERMINAL_TYPES = frozenset(name for name, cls in EVENT_CLASSES.items() if cls.terminal)
 
 
 def event_from_row(

@@ -151,8 +151,6 @@ class SessionState:
     events: int = 0
     log_stuck: str | None = None
     """Why the event log refuses writes (`log_stuck` until `log_recovered`), else None."""
-    only: list[str] | None = None
-    """The agents the last `cockpit resume --only` continued (None: all)."""
 
     def apply(self, event: ev.BaseEvent) -> None:
         """Fold one event into the state."""
@@ -206,7 +204,6 @@ def _session_started(state: SessionState, event: ev.SessionStarted) -> None:
 
 def _session_resumed(state: SessionState, event: ev.SessionResumed) -> None:
     state.ended_at = state.outcome = state.log_stuck = None  # a new process, a new log
-    state.only = list(event.only) if event.only is not None else None
 
 
 def _session_finished(state: SessionState, event: ev.SessionFinished) -> None:
