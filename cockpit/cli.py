@@ -349,12 +349,14 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
             bus.close()
             await printing
     if state.outcome == "interrupted":
-        paused = [name for name, a in state.agents.items() if a.status.value == "paused"]
+        from cockpit.core.state import AgentStatus
+
+        paused = [name for name, a in state.agents.items() if a.status is AgentStatus.PAUSED]
         held = [name for name, a in state.agents.items()
                 if not a.status.ended and name not in paused]
-        why = (f"{', '.join(paused)} paused" if paused else "") + \
-            ("; " if paused and held else "") + (f"{', '.join(held)} not continued" if held
-                                                 else "")
+        reasons = ([f"{', '.join(paused)} paused"] if paused else []) + \
+            ([f"{', '.join(held)} not continued"] if held else [])
+        why = "; ".join(reasons)
         print(f"cockpit: {why}; session {supervisor.session} stays resumable "
               f"(`cockpit resume {supervisor.session}`)", file=out, flush=True)
         return EXIT_INTERRUPTED
