@@ -24,15 +24,10 @@ import httpx
 import ollama
 import pytest
 
-from cockpit.embedded.protocol import (
-    BUSY,
-    Finish,
-    Generation,
-    ModelEntry,
-    OllamaServer,
-    Piece,
-    RequestRecord,
-)
+from cockpit.embedded.api import OllamaServer
+from cockpit.embedded.backend import Finish, Generation, ModelEntry, Piece
+from cockpit.embedded.http1 import RequestRecord
+from cockpit.embedded.slots import BUSY
 from tests.fake_ollama import FakeOllama, FakeOllamaThread, ModelScript, wait_until
 
 MSGS = [{"role": "user", "content": "Say hello."}]

