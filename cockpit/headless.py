@@ -19,7 +19,7 @@ from typing import TextIO
 
 from cockpit.core import events as ev
 from cockpit.core.bus import Subscription
-from cockpit.core.describe import duration, host_name, wait_limit
+from cockpit.core.describe import describe, duration, host_name, wait_limit
 from cockpit.core.state import AgentState, SessionState
 from cockpit.core.text import one_line
 
@@ -170,6 +170,8 @@ class HeadlessPrinter:
                 return f"board     {event.key} = {one_line(repr(event.value), 80)} (by {event.by})"
             case ev.SessionFinished():
                 return f"{event.outcome}\n" + self.summary()
+            case _ if event.notable:
+                return one_line(describe(event), 200)
         return None
 
     def summary(self) -> str:

@@ -16,8 +16,8 @@ import aiosqlite
 import pydantic
 
 from cockpit.core.config import CrewConfig
-from cockpit.core.events import BaseEvent, SessionStarted, event_from_row
-from cockpit.core.logschema import SELECT_EVENTS, Row
+from cockpit.core.events import BaseEvent, SessionStarted
+from cockpit.core.logschema import SELECT_EVENTS, Row, decode
 
 
 class LogError(Exception):
@@ -88,7 +88,7 @@ class LogReader:
 
     async def events(self, session: str, after_id: int = 0, limit: int = 1000) -> list[BaseEvent]:
         """One page of a session's events, in log order, with ids above `after_id`."""
-        return [event_from_row(*row) for row in await self.rows(session, after_id, limit)]
+        return [decode(row) for row in await self.rows(session, after_id, limit)]
 
     async def events_before(self, session: str, before_id: int | None = None,
                             limit: int = 500) -> list[BaseEvent]:
@@ -97,8 +97,8 @@ class LogReader:
             f"{SELECT_EVENTS} WHERE session = ? AND id < ? ORDER BY id DESC LIMIT ?",
             (session, before_id if before_id is not None else 2**62, limit),
         ) as cursor:
-            rows = list(await cursor.fetchall())
-        return [event_from_row(*row) for row in reversed(rows)]
+            rows: list[Row] = list(await cursor.fetchall())  # type: ignore[arg-type]
+        return [decode(row) for row in reversed(rows)]
 
     async def crew(self, session: str) -> tuple[CrewConfig, str | None]:
         """The crew, and its file, that the session's `session_started` recorded: what resume

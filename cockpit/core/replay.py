@@ -24,36 +24,15 @@ from typing import TextIO
 from cockpit.core import events as ev
 from cockpit.core.bus import EventBus
 from cockpit.core.describe import describe
-from cockpit.core.eventlog import EventLog, Row
+from cockpit.core.eventlog import EventLog
+from cockpit.core.events import event_classes
+from cockpit.core.logschema import decode
 from cockpit.core.state import SessionState
 from cockpit.core.text import one_line, sanitize
 
 SNAPSHOT_EVERY = 20_000
 PAGE = 5_000
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
-MARKED = {"agent_paused": "intervention", "agent_resumed": "intervention",
-          "agent_redirected": "intervention", "agent_stopped": "intervention",
-          "agent_restarted": "intervention", "retrying": "retry", "stalled": "retry",
-          "host_waiting": "retry", "log_stuck": "failure",
-          "agent_failed": "failure", "agent_finished": "finish"}
-"""Events the timeline bar marks, by kind: a wait for an unreachable host with the retries, the
-event log refusing writes with the failures (its pauses are marked as interventions)."""
-
-_CLASSES: dict[str, type[ev.BaseEvent]] = {
-    cls.model_fields["type"].default: cls for cls in ev.BaseEvent.__subclasses__()
-}
-
-
-def decode(row: Row) -> ev.BaseEvent:
-    """A stored row as its event, without re-validating what our own writer encoded
-    (`model_construct` is ~10x faster than validation; replaying a million events needs it)."""
-    row_id, session, agent, seq, ts, type_, data = row
-    cls = _CLASSES.get(type_)
-    if cls is None:
-        return ev.event_from_row(*row)  # unknown to this version: validate, fail clearly
-    return cls.model_construct(id=row_id, session=session, agent=agent, seq=seq, ts=ts,
-                               type=type_, **json.loads(data))
-
 
 @dataclass
 class Marker:
@@ -84,7 +63,7 @@ class Timeline:
         async for index, event in timeline._read(0):
             timeline.ids.append(event.id or 0)
             timeline.times.append(event.ts)
-            kind = MARKED.get(event.type)  # type: ignore[attr-defined]
+            kind = event.marker
             if kind is not None:
                 timeline.markers.append(Marker(index, event.ts, kind, event.agent))
             state.apply(event)
@@ -247,8 +226,8 @@ class Player:
                 await asyncio.wait_for(self._changed.wait(), max(0.0, min(wait, 0.25)))
 
 
-TRANSCRIBED = {"session_started", "session_resumed", "session_finished", "agent_started",
-               "message_completed", "host_back", "host_selected", "log_recovered", *MARKED}
+_NOTABLE = frozenset(name for name, cls in event_classes().items() if cls.notable)
+"""Type strings of the events the transcript gives a line of their own (`BaseEvent.notable`)."""
 
 
 async def write_transcript(log: EventLog, session: str, out: TextIO, speed: float = 0.0,
@@ -281,7 +260,7 @@ async def write_transcript(log: EventLog, session: str, out: TextIO, speed: floa
                     out.write(f"\n[{agent}] ")
                     speaker = agent
                 out.write(sanitize(json.loads(data)["text"]))
-            elif type_ in TRANSCRIBED and type_ != "message_completed":
+            elif type_ in _NOTABLE:
                 note = describe(decode(row))
                 out.write(f"\n── {agent or 'session'}: {one_line(note, 300)} ──")
                 speaker = None

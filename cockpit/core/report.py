@@ -17,10 +17,6 @@ from cockpit.core.state import AgentState, AgentStatus, SessionState
 from cockpit.core.text import one_line
 
 OUTPUT_LINES = 3
-NOTABLE = (ev.SessionStarted, ev.SessionResumed, ev.SessionFinished, ev.AgentStarted,
-           ev.AgentPaused, ev.AgentResumed, ev.AgentRedirected, ev.AgentStopped,
-           ev.AgentRestarted, ev.Retrying, ev.Stalled, ev.HostWaiting, ev.HostBack,
-           ev.HostSelected, ev.LogStuck, ev.LogRecovered, ev.AgentFailed, ev.AgentFinished)
 
 
 def _clock(ts: float | None) -> str:
@@ -55,7 +51,7 @@ async def write_report(log: EventLog, session: str, out: TextIO) -> SessionState
     stuck: list[float] = []
     async for event in log.iter_events(session):
         state.apply(event)
-        if isinstance(event, NOTABLE):
+        if event.notable:
             timeline.append(event)
         if isinstance(event, ev.AgentStarted) and event.agent:
             first_start.setdefault(event.agent, event.ts)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cockpit.core import events as ev
 from cockpit.core.eventlog import EventLog
-from cockpit.core.report import NOTABLE, write_report
+from cockpit.core.report import write_report
 from tests.conftest import make_crew, running, wait_until
 from tests.fake_ollama import FakeOllama, ModelScript
 
@@ -55,7 +55,7 @@ async def test_report_figures_match_the_events(db: Path) -> None:
     error = next(e.error for e in events if isinstance(e, ev.AgentFailed))
     assert f"Error: {error}" in report
     assert "> w0 w1 w2" in report  # the first lines of a's output
-    notable = [e for e in events if isinstance(e, NOTABLE)]
+    notable = [e for e in events if e.notable]
     timeline = report.split("## Timeline")[1].split("## Final board")[0]
     assert timeline.count("\n| ") - 1 == len(notable)  # one row each (minus the header)
     assert "paused by person" in timeline and "retry 1 in" in timeline
