@@ -91,7 +91,8 @@ def test_headless_run_then_export_round_trip(tmp_path: Path) -> None:
                        if r["agent"] == name and r["type"] == "token")
         finished = [r for r in records if r["agent"] == name and r["type"] == "agent_finished"]
         assert finished[0]["data"]["output"] == text == "Hello [bold]x[/] world"
-    board = [r["data"] for r in records if r["type"] == "state_set"]
+    board = [{k: r["data"][k] for k in ("key", "value", "by")} for r in records
+             if r["type"] == "state_set"]
     assert {"key": "outputs.first", "value": "Hello [bold]x[/] world", "by": "first"} in board
 
     markdown = cockpit("export", records[0]["session"][:15], "--format", "markdown",

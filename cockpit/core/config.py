@@ -16,6 +16,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cockpit.core.spec import (
+    DEFAULT_CHECK_RETRIES,
+    DEFAULT_MAX_TURNS,
+    DEFAULT_MAX_WAKEUPS,
+    AgentSpec,
+    Checks,
+    Format,
+    McpServer,
+    check_schema,
+    mcp_server_of,
+    valid_tool_ref,
+)
+
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_HOST_WAIT = 600.0
 """Ten minutes: an Ollama restart or update takes seconds, and a model reload after a GPU
@@ -100,6 +113,41 @@ class AgentConfig(_Strict):
     """Overrides the crew's retries."""
     stall_timeout: float | None = Field(default=None, gt=0)
     """Overrides the crew's stall_timeout."""
+    tools: list[str] = Field(default_factory=list)
+    """Tools the agent may call: "board", "messages", "mcp:NAME" (all of a server's tools) or
+    "NAME.TOOL" (one of them)."""
+    approve: list[str] | None = None
+    """Overrides the crew's approve patterns."""
+    approval_timeout: float | None = Field(default=None, gt=0)
+    """Overrides the crew's approval_timeout."""
+    max_turns: int | None = Field(default=None, ge=1)
+    """Overrides the crew's max_turns."""
+    max_wakeups: int | None = Field(default=None, ge=0)
+    """Overrides the crew's max_wakeups."""
+    format: Format | None = None
+    """Ollama's structured output: "json", or a JSON schema the answer must match."""
+    checks: Checks | None = None
+    """What the final answer must satisfy (see `Checks`)."""
+    check_retries: int | None = Field(default=None, ge=0)
+    """Overrides the crew's check_retries."""
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_refs(cls, value: list[str]) -> list[str]:
+        for ref in value:
+            if not valid_tool_ref(ref):
+                raise ValueError(f"unknown tool {ref!r}: use \"board\", \"messages\", "
+                                 "\"mcp:NAME\" or \"NAME.TOOL\"")
+        if len(set(value)) != len(value):
+            raise ValueError("a tool is listed twice")
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: Format | None) -> Format | None:
+        if isinstance(value, dict):
+            check_schema(value)
+        return value
 
     @field_validator("name")
     @classmethod
@@ -158,6 +206,19 @@ class CrewConfig(_Strict):
     agents: list[AgentConfig] = Field(min_length=1)
     keymap: dict[str, str] = Field(default_factory=dict)
     """Binding id -> keys, for the TUI."""
+    mcp: list[McpServer] = Field(default_factory=list)
+    """`[[mcp]]` tool servers, started with the crew."""
+    approve: list[str] = Field(default_factory=list)
+    """Glob patterns of tool names (`board_write`, `files.*`) whose calls wait for a decision."""
+    approval_timeout: float | None = Field(default=None, gt=0)
+    """Seconds a call waits for a decision before it is denied with a reason the model sees;
+    unset, it waits until someone decides."""
+    max_turns: int = Field(default=DEFAULT_MAX_TURNS, ge=1)
+    """Tool-calling turns in a row before the agent is stopped with a reason."""
+    max_wakeups: int = Field(default=DEFAULT_MAX_WAKEUPS, ge=0)
+    """Times a message may wake a finished agent."""
+    check_retries: int = Field(default=DEFAULT_CHECK_RETRIES, ge=0)
+    """Correction turns an answer that fails its checks is given."""
 
     @field_validator("host")
     @classmethod
@@ -205,6 +266,30 @@ class CrewConfig(_Strict):
     def stall_timeout_for(self, agent: AgentConfig) -> float:
         return self.stall_timeout if agent.stall_timeout is None else agent.stall_timeout
 
+    def spec(self, name: str) -> AgentSpec:
+        """The agent `name` resolved: its values, else the crew's."""
+        agent = self.agent(name)
+        return AgentSpec(
+            name=name, model=self.model_for(agent), hosts=self.hosts_for(agent),
+            retries=self.retries_for(agent), stall_timeout=self.stall_timeout_for(agent),
+            host_wait=self.host_wait_for(agent), backoff=self.retry_backoff,
+            options=dict(agent.options), tools=list(agent.tools),
+            approve=list(self.approve if agent.approve is None else agent.approve),
+            approval_timeout=(self.approval_timeout if agent.approval_timeout is None
+                              else agent.approval_timeout),
+            max_turns=self.max_turns if agent.max_turns is None else agent.max_turns,
+            max_wakeups=self.max_wakeups if agent.max_wakeups is None else agent.max_wakeups,
+            format=agent.format, checks=agent.checks,
+            check_retries=(self.check_retries if agent.check_retries is None
+                           else agent.check_retries),
+        )
+
+    def mcp_server(self, name: str) -> McpServer:
+        for server in self.mcp:
+            if server.name == name:
+                return server
+        raise KeyError(name)
+
     def ancestors(self, name: str) -> set[str]:
         """Every agent that has finished before `name` starts (transitively)."""
         seen: set[str] = set()
@@ -239,7 +324,7 @@ def render_template(text: str, board: Mapping[str, Any]) -> str:
     """Fill `{{key}}` from the board. A missing key raises KeyError: never an empty string."""
 
     def value_of(match: re.Match[str]) -> str:
-        value = board[match.group(1)]
+        value = board_lookup(board, match.group(1))
         if isinstance(value, str):
             return value
         import json
@@ -247,6 +332,28 @@ def render_template(text: str, board: Mapping[str, Any]) -> str:
         return json.dumps(value, ensure_ascii=False)
 
     return TEMPLATE_RE.sub(value_of, text)
+
+
+def board_lookup(board: Mapping[str, Any], key: str) -> Any:
+    """The board's value at `key`, or inside a structured value: `outputs.plan.steps` reads
+    `steps` of the JSON object `outputs.plan` (list items by index). KeyError if absent."""
+    if key in board:
+        return board[key]
+    head, _, rest = key.rpartition(".")
+    while head:
+        if head in board:
+            value = board[head]
+            for part in rest.split("."):
+                if isinstance(value, dict) and part in value:
+                    value = value[part]
+                elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                    value = value[int(part)]
+                else:
+                    raise KeyError(key)
+            return value
+        head, _, tail = head.rpartition(".")
+        rest = f"{tail}.{rest}"
+    raise KeyError(key)
 
 
 def flatten_state(state: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -300,11 +407,11 @@ class _LineFinder:
         parts = [str(p) if not isinstance(p, int) else p for p in loc]
         if not parts:
             return None
-        if parts[0] == "agents" and len(parts) > 1 and isinstance(parts[1], int):
+        if len(parts) > 1 and isinstance(parts[0], str) and isinstance(parts[1], int):
             arrays = [i for i, (_, name, array) in enumerate(self.sections)
-                      if array and name == "agents"]
+                      if array and name == parts[0]]
             if parts[1] >= len(arrays):
-                return self._key("agents", 0, len(self.lines))
+                return self._key(parts[0], 0, len(self.lines))
             start, end, _ = self._region(arrays[parts[1]])
             keys = [p for p in parts[2:] if isinstance(p, str)]
         else:
@@ -394,6 +501,11 @@ def _crew_problems(crew: CrewConfig, finder: _LineFinder) -> list[tuple[int | No
         label = f"agents[{index}] ({crew.agents[index].name})" + (f".{field}" if field else "")
         problems.append((finder.find(where), label, message))
 
+    mcp_names = [server.name for server in crew.mcp]
+    for index, server in enumerate(crew.mcp):
+        if mcp_names.index(server.name) != index:
+            problems.append((finder.find(("mcp", index, "name")), f"mcp[{index}].name",
+                             f"duplicate server name {server.name!r}"))
     if crew.hosts and "host" in crew.model_fields_set:
         problems.append((finder.find(("hosts",)), "hosts",
                          "set `host` or `hosts`, not both (a pool replaces the single host)"))
@@ -404,6 +516,11 @@ def _crew_problems(crew: CrewConfig, finder: _LineFinder) -> list[tuple[int | No
             add(index, "name", f"duplicate agent name {agent.name!r}")
         if agent.model is None and crew.model is None:
             add(index, "model", "no model: set `model` here or at the top of the crew file")
+        servers = {server.name for server in crew.mcp}
+        for ref in agent.tools:
+            needed = mcp_server_of(ref)
+            if needed is not None and needed not in servers:
+                add(index, "tools", f"{ref!r}: no [[mcp]] server named {needed!r}")
         for dependency in agent.after:
             if dependency not in names:
                 add(index, "after", f"no agent named {dependency!r}")
@@ -423,7 +540,7 @@ def _crew_problems(crew: CrewConfig, finder: _LineFinder) -> list[tuple[int | No
         provided = board | {f"outputs.{name}" for name in crew.ancestors(agent.name)}
         for field in ("system", "task"):
             for key in template_keys(getattr(agent, field)):
-                if key in provided:
+                if key in provided or _structured_output(crew, key, provided):
                     continue
                 if key.startswith("outputs.") and key.removeprefix("outputs.") in names:
                     other = key.removeprefix("outputs.")
@@ -433,6 +550,15 @@ def _crew_problems(crew: CrewConfig, finder: _LineFinder) -> list[tuple[int | No
                     message = f"{{{{{key}}}}}: no such key in [state] or an earlier agent's outputs"
                 add(index, field, message)
     return problems
+
+
+def _structured_output(crew: CrewConfig, key: str, provided: set[str]) -> bool:
+    """`outputs.plan.steps`, where `plan` is an earlier agent with a `format`: its output is
+    JSON, and the path is looked up when the template is filled."""
+    parts = key.split(".")
+    if len(parts) < 3 or parts[0] != "outputs" or f"outputs.{parts[1]}" not in provided:
+        return False
+    return crew.agent(parts[1]).format is not None
 
 
 def _find_cycle(crew: CrewConfig) -> list[str] | None:

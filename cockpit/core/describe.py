@@ -4,7 +4,9 @@ differently."""
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
 
 from cockpit.core import events as ev
 from cockpit.core.text import one_line
@@ -70,7 +72,32 @@ def intervention(event: ev.BaseEvent) -> str | None:
             return f"event log writable again after {duration(event.stuck_for)}; agents resume"
         case ev.AgentFailed():
             return f"failed: {event.error}"
+        case ev.ApprovalRequested():
+            return f"asks approval: {call_line(event.tool, event.arguments)}"
+        case ev.ApprovalDecided():
+            why = f": {event.reason}" if event.reason else ""
+            return f"{event.decision} by {event.by} ({event.call_id}){why}"
+        case ev.AgentWoken():
+            return f"woken by a message from {event.by} (wake-up {event.wakeups})"
+        case ev.WakeRefused():
+            return (f"not woken by {event.by}'s message: it has used its {event.limit} "
+                    "wake-ups (max_wakeups)")
+        case ev.OutputChecked() if not event.passed:
+            return f"output failed its checks: {'; '.join(event.failures)}"
     return None
+
+
+def call_line(tool: str, arguments: dict[str, Any], width: int = 80) -> str:
+    """`board_write plan="draft"`: a call on one line, its arguments cut to `width`."""
+    args = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in arguments.items())
+    return one_line(f"{tool} {args}".strip(), width)
+
+
+def result_line(event: ev.ToolResult) -> str:
+    """`⚙ board_write ✓ 12 ms` (or ✗ with the error's start)."""
+    mark = "✗" if event.error else "✓"
+    tail = f": {one_line(event.content, 60)}" if event.error else ""
+    return f"⚙ {event.tool} {mark} {event.duration_ms:.0f} ms{tail}"
 
 
 def describe(event: ev.BaseEvent) -> str:
@@ -89,4 +116,13 @@ def describe(event: ev.BaseEvent) -> str:
             return f"started on {event.model} @ {event.host}"
         case ev.AgentFinished():
             return "finished"
+        case ev.ToolCalled():
+            again = " (again, after an interruption)" if event.rerun else ""
+            return f"⚙ {call_line(event.tool, event.arguments)}{again}"
+        case ev.ToolResult():
+            return result_line(event)
+        case ev.MessageSent():
+            return f"message to {event.to}: {one_line(event.text, 120)}"
+        case ev.OutputChecked():
+            return "output passed its checks"
     return event.type  # type: ignore[attr-defined, no-any-return]

@@ -8,7 +8,6 @@ process memory. Events are frozen pydantic models in one union discriminated by 
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -20,7 +19,7 @@ ENVELOPE: set[str] = {"id", "session", "agent", "seq", "ts", "type"}
 class BaseEvent(BaseModel):
     """The envelope. The supervisor stamps `session`, `seq` and `ts`; the log assigns `id`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     session: str = ""
     agent: str | None = None
@@ -41,14 +40,21 @@ class BaseEvent(BaseModel):
     settles: ClassVar[bool] = False
     """May change whether the session can end (every terminal event; a pause or a resume,
     since paused agents can end a headless run)."""
+    notable: ClassVar[bool] = False
+    """Worth a line of its own wherever a session is told: the report's timeline, the replay
+    transcript, the headless progress (`describe` words it)."""
+    marker: ClassVar[str | None] = None
+    """The replay timeline marks it, as this kind: "intervention", "retry", "failure",
+    "finish" (or later kinds the views know)."""
 
     def data(self) -> dict[str, Any]:
         """The event-specific fields, as in the export's `data` object."""
-        return self.model_dump(mode="json", exclude=ENVELOPE)
+        return self.model_dump(mode="json", exclude=ENVELOPE, by_alias=True)
 
 
 class SessionStarted(BaseEvent):
     type: Literal["session_started"] = "session_started"
+    notable: ClassVar[bool] = True
     durable: ClassVar[bool] = True
     crew: str
     crew_path: str | None = None
@@ -64,6 +70,7 @@ class SessionStarted(BaseEvent):
 
 class SessionResumed(BaseEvent):
     type: Literal["session_resumed"] = "session_resumed"
+    notable: ClassVar[bool] = True
     durable: ClassVar[bool] = True
     pid: int
     hostname: str = ""
@@ -74,6 +81,7 @@ class SessionResumed(BaseEvent):
 
 class SessionFinished(BaseEvent):
     type: Literal["session_finished"] = "session_finished"
+    notable: ClassVar[bool] = True
     durable: ClassVar[bool] = True
     outcome: Literal["finished", "failed", "interrupted"]
     agents: dict[str, str]
@@ -82,6 +90,7 @@ class SessionFinished(BaseEvent):
 
 class AgentStarted(BaseEvent):
     type: Literal["agent_started"] = "agent_started"
+    notable: ClassVar[bool] = True
     durable: ClassVar[bool] = True
     model: str
     host: str
@@ -119,10 +128,16 @@ class MessageCompleted(BaseEvent):
     load_duration: int | None = None
     prompt_eval_duration: int | None = None
     eval_duration: int | None = None
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    """The turn's tool calls in Ollama's shape, `{"function": {"name", "arguments"}}`, each
+    with the `id` cockpit gave it (Ollama's own ids do not survive the client, REFERENCE-2
+    F.4). A turn with calls is followed by their results and another turn."""
 
 
 class AgentPaused(BaseEvent):
     type: Literal["agent_paused"] = "agent_paused"
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "intervention"
     durable: ClassVar[bool] = True
     settles: ClassVar[bool] = True
     by: str = "person"
@@ -130,6 +145,8 @@ class AgentPaused(BaseEvent):
 
 class AgentResumed(BaseEvent):
     type: Literal["agent_resumed"] = "agent_resumed"
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "intervention"
     durable: ClassVar[bool] = True
     settles: ClassVar[bool] = True
     by: str = "person"
@@ -137,6 +154,8 @@ class AgentResumed(BaseEvent):
 
 class AgentRedirected(BaseEvent):
     type: Literal["agent_redirected"] = "agent_redirected"
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "intervention"
     durable: ClassVar[bool] = True
     instruction: str
     by: str = "person"
@@ -144,6 +163,8 @@ class AgentRedirected(BaseEvent):
 
 class AgentStopped(BaseEvent):
     type: Literal["agent_stopped"] = "agent_stopped"
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "intervention"
     durable: ClassVar[bool] = True
     terminal: ClassVar[bool] = True
     settles: ClassVar[bool] = True
@@ -153,6 +174,8 @@ class AgentStopped(BaseEvent):
 
 class AgentRestarted(BaseEvent):
     type: Literal["agent_restarted"] = "agent_restarted"
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "intervention"
     durable: ClassVar[bool] = True
     by: str = "person"
 
@@ -163,10 +186,127 @@ class StateSet(BaseEvent):
     key: str
     value: Any
     by: str
+    tool: str | None = None
+    """The tool that wrote it (`board_write`), when an agent wrote it through one."""
+
+
+class ToolCalled(BaseEvent):
+    """A tool call starts running (after its approval, if it needed one)."""
+
+    type: Literal["tool_called"] = "tool_called"
+    durable: ClassVar[bool] = True
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "tool"
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    turn: int
+    rerun: bool = False
+    """Run again after an interruption, which only a repeatable tool is (a board read)."""
+
+
+class ToolResult(BaseEvent):
+    type: Literal["tool_result"] = "tool_result"
+    durable: ClassVar[bool] = True
+    notable: ClassVar[bool] = True
+    call_id: str
+    tool: str
+    content: str
+    """What the model reads, as its `role: "tool"` message."""
+    error: bool = False
+    duration_ms: float = 0.0
+
+
+class ApprovalRequested(BaseEvent):
+    """A call whose tool matches `approve` waits for a decision (it lives in the log, so it
+    outlives a crash and comes back on resume)."""
+
+    type: Literal["approval_requested"] = "approval_requested"
+    durable: ClassVar[bool] = True
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "approval"
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+
+
+class ApprovalDecided(BaseEvent):
+    type: Literal["approval_decided"] = "approval_decided"
+    durable: ClassVar[bool] = True
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "approval"
+    call_id: str
+    decision: Literal["approved", "denied", "edited"]
+    reason: str = ""
+    """Why it was denied; the model reads it as the call's result."""
+    arguments: dict[str, Any] | None = None
+    """The arguments the call runs with (the edited ones, for "edited")."""
+    by: str = "person"
+
+
+class MessageSent(BaseEvent):
+    """One agent tells another something (`send_message`); the target reads it as a user
+    message at its next turn, in its opening if it has not started, or woken if finished."""
+
+    type: Literal["message_sent"] = "message_sent"
+    durable: ClassVar[bool] = True
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "message"
+    from_: str = Field(alias="from")
+    to: str
+    text: str
+
+
+class MessageDelivered(BaseEvent):
+    """The messages waiting for the agent go into its conversation now, as user messages."""
+
+    type: Literal["message_delivered"] = "message_delivered"
+    durable: ClassVar[bool] = True
+    count: int
+
+
+class AgentWoken(BaseEvent):
+    """A finished agent runs again to read a message sent to it (`wakeups` so far)."""
+
+    type: Literal["agent_woken"] = "agent_woken"
+    durable: ClassVar[bool] = True
+    settles: ClassVar[bool] = True
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "message"
+    by: str
+    wakeups: int
+
+
+class WakeRefused(BaseEvent):
+    """A message did not wake a finished agent: it has used its `max_wakeups`. The message
+    stays in the log, unread, and no longer keeps the crew from ending."""
+
+    type: Literal["wake_refused"] = "wake_refused"
+    durable: ClassVar[bool] = True
+    settles: ClassVar[bool] = True
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "message"
+    by: str
+    limit: int
+
+
+class OutputChecked(BaseEvent):
+    """The verdict on a final answer (its `format` and `checks`). A failure sends the model a
+    correction turn naming what failed, up to `check_retries`, then fails the agent."""
+
+    type: Literal["output_checked"] = "output_checked"
+    durable: ClassVar[bool] = True
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "check"
+    passed: bool
+    failures: list[str] = Field(default_factory=list)
+    attempt: int = 1
 
 
 class Retrying(BaseEvent):
     type: Literal["retrying"] = "retrying"
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "retry"
     attempt: int
     """1 for the first retry."""
     reason: str
@@ -177,6 +317,8 @@ class Retrying(BaseEvent):
 
 class Stalled(BaseEvent):
     type: Literal["stalled"] = "stalled"
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "retry"
     seconds: float
     """How long no chunk had arrived."""
 
@@ -187,6 +329,8 @@ class HostWaiting(BaseEvent):
     not per attempt."""
 
     type: Literal["host_waiting"] = "host_waiting"
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "retry"
     host: str
     reason: str
     limit: float
@@ -197,6 +341,7 @@ class HostBack(BaseEvent):
     """The host answered again after `host_waiting`; `waited` seconds were spent waiting."""
 
     type: Literal["host_back"] = "host_back"
+    notable: ClassVar[bool] = True
     host: str
     waited: float
 
@@ -206,6 +351,7 @@ class HostSelected(BaseEvent):
     model is there, loaded, or the host is less busy; or the last one went down)."""
 
     type: Literal["host_selected"] = "host_selected"
+    notable: ClassVar[bool] = True
     host: str
     reason: str = ""
 
@@ -216,17 +362,22 @@ class LogStuck(BaseEvent):
     agents are paused meanwhile (`by="log"`) so memory cannot grow without bound."""
 
     type: Literal["log_stuck"] = "log_stuck"
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "failure"
     cause: str
 
 
 class LogRecovered(BaseEvent):
     type: Literal["log_recovered"] = "log_recovered"
+    notable: ClassVar[bool] = True
     stuck_for: float
     """Seconds the log refused writes."""
 
 
 class AgentFailed(BaseEvent):
     type: Literal["agent_failed"] = "agent_failed"
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "failure"
     durable: ClassVar[bool] = True
     terminal: ClassVar[bool] = True
     settles: ClassVar[bool] = True
@@ -235,6 +386,8 @@ class AgentFailed(BaseEvent):
 
 class AgentFinished(BaseEvent):
     type: Literal["agent_finished"] = "agent_finished"
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "finish"
     durable: ClassVar[bool] = True
     terminal: ClassVar[bool] = True
     settles: ClassVar[bool] = True
@@ -255,6 +408,15 @@ Event = Annotated[
     | AgentStopped
     | AgentRestarted
     | StateSet
+    | ToolCalled
+    | ToolResult
+    | ApprovalRequested
+    | ApprovalDecided
+    | MessageSent
+    | MessageDelivered
+    | AgentWoken
+    | WakeRefused
+    | OutputChecked
     | Retrying
     | Stalled
     | HostWaiting
@@ -270,14 +432,9 @@ Event = Annotated[
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-def event_from_row(
-    row_id: int, session: str, agent: str | None, seq: int, ts: float, type_: str, data: str
-) -> BaseEvent:
-    """Decode one stored row (see eventlog.py) back into its event."""
-    fields = json.loads(data)
-    fields.update(id=row_id, session=session, agent=agent, seq=seq, ts=ts, type=type_)
-    event: BaseEvent = EVENT_ADAPTER.validate_python(fields)
-    return event
+def event_classes() -> dict[str, type[BaseEvent]]:
+    """Every concrete event class, by its `type` string."""
+    return {cls.model_fields["type"].default: cls for cls in BaseEvent.__subclasses__()}
 
 
 def export_record(event: BaseEvent) -> dict[str, Any]:

@@ -6,9 +6,10 @@ iterating coroutine is to cancel the task that iterates (REFERENCE.md B.4). Comm
 redirect, stop) cancel that task and are then applied by the runner loop itself, so every event
 of an agent is emitted from one place and in order.
 
-The conversation lives in the supervisor's `SessionState`, not here: the partial reply is the
-sum of the logged tokens, which is what makes pause, retry and crash-resume continue the reply
-instead of regenerating it.
+The runner sees the session only through its `AgentPort` and is given its agent resolved
+(`AgentSpec`). The conversation lives in the session's folded state, not here: the partial
+reply is the sum of the logged tokens, which is what makes pause, retry and crash-resume
+continue the reply instead of regenerating it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import random
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -25,13 +25,15 @@ import ollama
 import pydantic
 
 from cockpit.core import events as ev
+from cockpit.core.commands import Command, CommandError
 from cockpit.core.describe import duration
 from cockpit.core.eventlog import LogError
 from cockpit.core.hosts import HostUnreachable, ModelUnavailable, unreachable
 from cockpit.core.state import AgentState
 
 if TYPE_CHECKING:
-    from cockpit.core.supervisor import Supervisor
+    from cockpit.core.port import AgentPort
+    from cockpit.core.spec import AgentSpec
 
 MAX_BACKOFF = 30.0
 """The longest pause between two attempts, for retries and for waiting on a host."""
@@ -45,18 +47,6 @@ would hold the loop for ~100 ms per turn and a key press would wait behind them.
 QUEUE_TIMEOUT_FACTOR = 10
 """Before the first chunk we wait this many stall timeouts: Ollama serves one request per model
 at a time by default (OLLAMA_NUM_PARALLEL=1) and sends nothing while a request is queued."""
-
-
-class CommandError(Exception):
-    """A command that does not apply to the agent now; the message says why."""
-
-
-@dataclass
-class Command:
-    kind: Literal["pause", "resume", "redirect", "stop"]
-    instruction: str = ""
-    by: str = "person"
-    done: asyncio.Future[None] | None = None
 
 
 class StallError(Exception):
@@ -119,20 +109,19 @@ def host_wait_delay(attempt: int, first: float) -> float:
 class Runner:
     """Drives one agent until it finishes, fails or is stopped."""
 
-    def __init__(self, supervisor: Supervisor, name: str) -> None:
-        self.supervisor = supervisor
-        self.name = name
-        self.pool = supervisor.pool
-        crew = supervisor.crew
-        self.config = crew.agent(name)
-        self.model = crew.model_for(self.config)
-        self.hosts = crew.hosts_for(self.config)
+    def __init__(self, port: AgentPort, spec: AgentSpec) -> None:
+        self.port = port
+        self.spec = spec
+        self.name = spec.name
+        self.pool = port.pool
+        self.model = spec.model
+        self.hosts = spec.hosts
         self.host = self.agent.host if self.agent.host in self.hosts else self.hosts[0]
         """The host of the current (or last) attempt."""
-        self.retries = crew.retries_for(self.config)
-        self.stall_timeout = crew.stall_timeout_for(self.config)
-        self.host_wait = crew.host_wait_for(self.config)
-        self.backoff = crew.retry_backoff
+        self.retries = spec.retries
+        self.stall_timeout = spec.stall_timeout
+        self.host_wait = spec.host_wait
+        self.backoff = spec.backoff
         self._attempt_task: asyncio.Task[dict[str, Any]] | None = None
         self._received = False
         """Whether the current attempt has had a chunk: a drop after one is a broken reply,
@@ -149,10 +138,10 @@ class Runner:
 
     @property
     def agent(self) -> AgentState:
-        return self.supervisor.state.agents[self.name]
+        return self.port.agent
 
     def _emit(self, event_type: type[ev.BaseEvent], **fields: Any) -> ev.BaseEvent:
-        return self.supervisor.emit(event_type, self.name, **fields)
+        return self.port.emit(event_type, **fields)
 
     # -- commands (called by the supervisor, from other tasks) --------------------------------
 
@@ -223,9 +212,8 @@ class Runner:
                     now = loop.time()
                     if self._waiting_since is None:
                         self._waiting_since = now
-                        await self.supervisor.record(
-                            ev.HostWaiting, self.name, host=self._hosts_label(error),
-                            reason=message, limit=self.host_wait)
+                        await self.port.record(ev.HostWaiting, host=self._hosts_label(error),
+                                               reason=message, limit=self.host_wait)
                     waited = now - self._waiting_since
                     if waited < self.host_wait:
                         self._waits += 1
@@ -234,7 +222,7 @@ class Runner:
                         continue
                     message = (f"{message} (still unreachable after waiting "
                                f"{duration(waited)}; host_wait is {duration(self.host_wait)})")
-                    await self.supervisor.record(ev.AgentFailed, self.name, error=message)
+                    await self.port.record(ev.AgentFailed, error=message)
                     return
                 await self._host_answered()
                 if isinstance(error, StallError):
@@ -249,7 +237,7 @@ class Runner:
                     continue
                 if kind == "retry" and self.retries:
                     message += f" (gave up after {self.retries} retries)"
-                await self.supervisor.record(ev.AgentFailed, self.name, error=message)
+                await self.port.record(ev.AgentFailed, error=message)
                 return
             finally:
                 self._attempt_task = None
@@ -265,8 +253,7 @@ class Runner:
             waited = asyncio.get_running_loop().time() - self._waiting_since
             self._waiting_since = None
             self._waits = 0
-            await self.supervisor.record(ev.HostBack, self.name, host=self.host,
-                                         waited=round(waited, 3))
+            await self.port.record(ev.HostBack, host=self.host, waited=round(waited, 3))
 
     async def _apply(self, command: Command, *, logged: bool = False) -> bool:
         """Apply an interrupting command. False when the agent has ended. `logged`: a pause
@@ -295,7 +282,7 @@ class Runner:
         return command.kind != "stop"
 
     async def _acknowledge(self, command: Command, error: Exception | None = None) -> None:
-        await self.supervisor.commit()
+        await self.port.commit()
         if command.done is not None and not command.done.done():
             if error is None:
                 command.done.set_result(None)
@@ -307,8 +294,8 @@ class Runner:
         output = agent.partial
         self._emit(ev.MessageCompleted, content=output, thinking=agent.partial_thinking, **metrics)
         self._emit(ev.AgentFinished, output=output)
-        await self.supervisor.record(ev.StateSet, self.name, key=f"outputs.{self.name}",
-                                     value=output, by=self.name)
+        await self.port.record(ev.StateSet, key=f"outputs.{self.name}", value=output,
+                               by=self.name)
         if self._command is not None:  # a command raced with the last chunk: the agent won
             command, self._command = self._command, None
             await self._acknowledge(command, CommandError(f"{self.name} already finished"))
@@ -331,13 +318,13 @@ class Runner:
 
     async def _stream(self, client: ollama.AsyncClient) -> dict[str, Any]:
         watchdog = _StallWatchdog(self.stall_timeout)
-        text = _Coalescer(self.supervisor, self.name)
+        text = _Coalescer(self.port)
         clock = asyncio.get_running_loop().time
         next_yield = clock() + YIELD_EVERY
         stream = await client.chat(
             self.model,
             messages=self.agent.conversation(),
-            options=self.config.options or None,
+            options=self.spec.options or None,
             stream=True,
         )
         try:
@@ -387,9 +374,8 @@ class _Coalescer:
     each other, so their order is kept.
     """
 
-    def __init__(self, supervisor: Supervisor, agent: str) -> None:
-        self.emit_text = supervisor.emit_text
-        self.agent = agent
+    def __init__(self, port: AgentPort) -> None:
+        self.emit_text = port.emit_text
         self.loop = asyncio.get_running_loop()
         self.kind: type[ev.TokenStreamed] | type[ev.ThinkingStreamed] = ev.TokenStreamed
         self.parts: list[str] = []
@@ -412,7 +398,7 @@ class _Coalescer:
             self.timer = None
         if self.parts:
             parts, self.parts = self.parts, []
-            self.emit_text(self.kind, self.agent, "".join(parts), len(parts))
+            self.emit_text(self.kind, "".join(parts), len(parts))
             self.last_emit = self.loop.time()
 
 

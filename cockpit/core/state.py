@@ -27,6 +27,10 @@ class AgentStatus(StrEnum):
     PAUSED = "paused"
     WAITING_HOST = "waiting for Ollama"
     """Its host cannot be reached; the agent retries until `host_wait` runs out."""
+    CALLING = "calling tool"
+    """Between turns: the model asked for tool calls and they are running."""
+    AWAITING_APPROVAL = "awaiting approval"
+    """A call it made waits for a person's (or the policy's) decision."""
     RETRYING = "retrying"
     STALLED = "stalled"
     FINISHED = "finished"
@@ -46,8 +50,40 @@ class AgentStatus(StrEnum):
 ENDED = frozenset({AgentStatus.FINISHED, AgentStatus.FAILED, AgentStatus.STOPPED})
 RUNNING = frozenset({
     AgentStatus.QUEUED, AgentStatus.STREAMING, AgentStatus.THINKING, AgentStatus.RETRYING,
-    AgentStatus.STALLED, AgentStatus.WAITING_HOST,
+    AgentStatus.STALLED, AgentStatus.WAITING_HOST, AgentStatus.CALLING,
+    AgentStatus.AWAITING_APPROVAL,
 })
+CORRECTION = "Your answer did not pass its checks:\n{failures}\nAnswer again, in full, fixing this."
+"""The user message a failed check adds: the model's correction turn."""
+
+
+@dataclass
+class Call:
+    """A tool call of the agent's last turn that has no result yet."""
+
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    turn: int
+    running: bool = False
+    """`tool_called` is logged: it may have run, so it is not run again unless repeatable."""
+    approval: str | None = None
+    """None (not gated, or not asked yet), "pending", or the decision."""
+    reason: str = ""
+
+
+@dataclass
+class PendingApproval:
+    call_id: str
+    agent: str
+    tool: str
+    arguments: dict[str, Any]
+    requested_at: float
+
+
+def message_text(sender: str, text: str) -> str:
+    """How a message reaches its target: a user message naming the sender."""
+    return f"Message from {sender}: {text}"
 
 
 @dataclass
@@ -80,6 +116,20 @@ class AgentState:
     """Seconds spent waiting for unreachable hosts, over the whole run."""
     metrics: dict[str, Any] = field(default_factory=dict)
     """Ollama's metrics from the last completed message."""
+    turns: int = 0
+    """Completed model turns over the session: numbers tool calls."""
+    tool_turns: int = 0
+    """Turns in a row that called tools since the last user message (`max_turns`)."""
+    calls: list[Call] = field(default_factory=list)
+    """The last turn's calls still without a result, in call order."""
+    tool_calls: int = 0
+    inbox: list[tuple[str, str]] = field(default_factory=list)
+    """(sender, text) of messages sent to the agent that it has not read yet."""
+    wakeups: int = 0
+    check_failures: int = 0
+    """Failed checks since the last user message: correction turns used."""
+    verified: bool | None = None
+    """Whether its last answer passed its checks; None if it has none or was not checked."""
     eval_count: int = 0
     eval_duration: int = 0
 
@@ -132,6 +182,8 @@ class BoardEntry:
     by: str
     ts: float
     version: int
+    tool: str | None = None
+    """The tool an agent wrote it through, if any."""
 
 
 @dataclass
@@ -145,6 +197,10 @@ class SessionState:
     agents: dict[str, AgentState] = field(default_factory=dict)
     """In crew order."""
     board: dict[str, BoardEntry] = field(default_factory=dict)
+    history: dict[str, list[BoardEntry]] = field(default_factory=dict)
+    """Every version of each board key, oldest first: who wrote it, through what, when."""
+    approvals: dict[str, PendingApproval] = field(default_factory=dict)
+    """Calls waiting for a decision, oldest first, across all agents."""
     last_seq: int = 0
     last_id: int = 0
     last_ts: float | None = None
@@ -199,7 +255,9 @@ def _session_started(state: SessionState, event: ev.SessionStarted) -> None:
             status=AgentStatus.WAITING if after else AgentStatus.QUEUED,
         )
     for key, value in flatten_state(event.config.get("state", {})).items():
-        state.board[key] = BoardEntry(value=value, by="crew", ts=event.ts, version=1)
+        entry = BoardEntry(value=value, by="crew", ts=event.ts, version=1)
+        state.board[key] = entry
+        state.history[key] = [entry]
 
 
 def _session_resumed(state: SessionState, event: ev.SessionResumed) -> None:
@@ -214,6 +272,10 @@ def _agent_started(state: SessionState, event: ev.AgentStarted) -> None:
     agent = state.agent(event)
     agent.model, agent.host = event.model, event.host
     agent.messages = [dict(message) for message in event.messages]
+    agent.inbox = []  # the opening carries the messages that were waiting
+    agent.calls = []
+    agent.tool_turns = agent.check_failures = 0
+    agent.verified = None
     agent.clear_partial()
     agent.output = agent.error = agent.ended_at = agent.paused_by = agent.waiting_since = None
     agent.started_at = event.ts
@@ -243,6 +305,14 @@ def _message_completed(state: SessionState, event: ev.MessageCompleted) -> None:
     message: dict[str, Any] = {"role": "assistant", "content": event.content}
     if event.thinking:
         message["thinking"] = event.thinking
+    agent.turns += 1
+    if event.tool_calls:
+        message["tool_calls"] = [{"function": call["function"]} for call in event.tool_calls]
+        agent.calls = [Call(call_id=call["id"], tool=call["function"]["name"],
+                            arguments=dict(call["function"].get("arguments") or {}),
+                            turn=agent.turns) for call in event.tool_calls]
+        agent.tool_turns += 1
+        agent.status = AgentStatus.CALLING
     agent.messages.append(message)
     agent.clear_partial()
     agent.metrics = {
@@ -267,6 +337,10 @@ def _resumed(state: SessionState, event: ev.AgentResumed) -> None:
     if agent.status.ended:
         agent.error = agent.ended_at = None
         state.ended_at = state.outcome = None
+        for call in agent.calls:
+            if call.approval == "pending":
+                state.approvals[call.call_id] = PendingApproval(
+                    call.call_id, agent.name, call.tool, call.arguments, event.ts)
     agent.status, agent.paused_by = AgentStatus.QUEUED, None
     agent.interventions += event.by != "log"
 
@@ -311,6 +385,7 @@ def _redirected(state: SessionState, event: ev.AgentRedirected) -> None:
         agent.messages = agent.conversation()
         agent.clear_partial()
     agent.messages.append({"role": "user", "content": event.instruction})
+    agent.tool_turns = agent.check_failures = 0
     agent.status, agent.paused_by = AgentStatus.QUEUED, None
     agent.interventions += 1
 
@@ -318,8 +393,15 @@ def _redirected(state: SessionState, event: ev.AgentRedirected) -> None:
 def _stopped(state: SessionState, event: ev.AgentStopped) -> None:
     agent = state.agent(event)
     agent.status, agent.ended_at = AgentStatus.STOPPED, event.ts
+    agent.calls = []
+    _drop_approvals(state, agent.name)
     if event.by != "supervisor":
         agent.interventions += 1
+
+
+def _drop_approvals(state: SessionState, agent: str) -> None:
+    for call_id in [c for c, pending in state.approvals.items() if pending.agent == agent]:
+        del state.approvals[call_id]
 
 
 def _retrying(state: SessionState, event: ev.Retrying) -> None:
@@ -339,6 +421,7 @@ def _failed(state: SessionState, event: ev.AgentFailed) -> None:
     agent = state.agent(event)
     agent.status, agent.error, agent.ended_at = AgentStatus.FAILED, event.error, event.ts
     agent.waiting_since = None
+    _drop_approvals(state, agent.name)  # back on resume: the calls keep them
 
 
 def _finished(state: SessionState, event: ev.AgentFinished) -> None:
@@ -349,8 +432,94 @@ def _finished(state: SessionState, event: ev.AgentFinished) -> None:
 def _state_set(state: SessionState, event: ev.StateSet) -> None:
     previous = state.board.get(event.key)
     version = previous.version + 1 if previous else 1
-    state.board[event.key] = BoardEntry(value=event.value, by=event.by, ts=event.ts,
-                                        version=version)
+    entry = BoardEntry(value=event.value, by=event.by, ts=event.ts, version=version,
+                       tool=event.tool)
+    state.board[event.key] = entry
+    state.history.setdefault(event.key, []).append(entry)
+
+
+def _call(agent: AgentState, call_id: str) -> Call | None:
+    return next((call for call in agent.calls if call.call_id == call_id), None)
+
+
+def _tool_called(state: SessionState, event: ev.ToolCalled) -> None:
+    agent = state.agent(event)
+    call = _call(agent, event.call_id)
+    if call is not None:
+        call.running, call.arguments = True, dict(event.arguments)
+    agent.tool_calls += 1
+    agent.status = AgentStatus.CALLING
+
+
+def _tool_result(state: SessionState, event: ev.ToolResult) -> None:
+    agent = state.agent(event)
+    agent.messages.append({"role": "tool", "tool_name": event.tool, "content": event.content})
+    agent.calls = [call for call in agent.calls if call.call_id != event.call_id]
+    state.approvals.pop(event.call_id, None)
+    if not agent.status.ended and agent.status is not AgentStatus.PAUSED:
+        agent.status = AgentStatus.CALLING if agent.calls else AgentStatus.QUEUED
+
+
+def _approval_requested(state: SessionState, event: ev.ApprovalRequested) -> None:
+    agent = state.agent(event)
+    call = _call(agent, event.call_id)
+    if call is not None:
+        call.approval = "pending"
+    state.approvals[event.call_id] = PendingApproval(
+        call_id=event.call_id, agent=agent.name, tool=event.tool,
+        arguments=dict(event.arguments), requested_at=event.ts)
+    if agent.status is not AgentStatus.PAUSED:
+        agent.status = AgentStatus.AWAITING_APPROVAL
+
+
+def _approval_decided(state: SessionState, event: ev.ApprovalDecided) -> None:
+    pending = state.approvals.pop(event.call_id, None)
+    if pending is None:
+        return
+    agent = state.agents[pending.agent]
+    call = _call(agent, event.call_id)
+    if call is not None:
+        call.approval, call.reason = event.decision, event.reason
+        if event.arguments is not None:
+            call.arguments = dict(event.arguments)
+    if agent.status is AgentStatus.AWAITING_APPROVAL:
+        agent.status = AgentStatus.CALLING
+
+
+def _message_sent(state: SessionState, event: ev.MessageSent) -> None:
+    target = state.agents.get(event.to)
+    if target is not None:
+        target.inbox.append((event.from_, event.text))
+
+
+def _message_delivered(state: SessionState, event: ev.MessageDelivered) -> None:
+    agent = state.agent(event)
+    if agent.partial_parts or agent.thinking_parts:
+        agent.messages = agent.conversation()
+        agent.clear_partial()
+    delivered, agent.inbox = agent.inbox[:event.count], agent.inbox[event.count:]
+    for sender, text in delivered:
+        agent.messages.append({"role": "user", "content": message_text(sender, text)})
+    agent.tool_turns = agent.check_failures = 0
+
+
+def _woken(state: SessionState, event: ev.AgentWoken) -> None:
+    agent = state.agent(event)
+    agent.status, agent.ended_at, agent.wakeups = AgentStatus.QUEUED, None, event.wakeups
+    state.ended_at = state.outcome = None
+
+
+def _wake_refused(state: SessionState, event: ev.WakeRefused) -> None:
+    state.agent(event).inbox = []
+
+
+def _output_checked(state: SessionState, event: ev.OutputChecked) -> None:
+    agent = state.agent(event)
+    agent.verified = event.passed
+    if not event.passed:
+        agent.check_failures += 1
+        failures = "\n".join(f"- {failure}" for failure in event.failures)
+        agent.messages.append({"role": "user", "content": CORRECTION.format(failures=failures)})
 
 
 _HANDLERS: dict[str, Callable[..., None]] = {
@@ -372,6 +541,15 @@ _HANDLERS: dict[str, Callable[..., None]] = {
     "log_stuck": _log_stuck,
     "log_recovered": _log_recovered,
     "state_set": _state_set,
+    "tool_called": _tool_called,
+    "tool_result": _tool_result,
+    "approval_requested": _approval_requested,
+    "approval_decided": _approval_decided,
+    "message_sent": _message_sent,
+    "message_delivered": _message_delivered,
+    "agent_woken": _woken,
+    "wake_refused": _wake_refused,
+    "output_checked": _output_checked,
     "retrying": _retrying,
     "stalled": _stalled,
     "agent_failed": _failed,

@@ -22,12 +22,13 @@ import ollama
 from cockpit import __version__
 from cockpit.core import events as ev
 from cockpit.core.bus import EventBus
+from cockpit.core.commands import Command, CommandError
 from cockpit.core.config import CrewConfig, render_template
 from cockpit.core.eventlog import EventLog, LogError
 from cockpit.core.hosts import HostPool
 from cockpit.core.process import process_identity
-from cockpit.core.runner import Command, CommandError, Runner
-from cockpit.core.state import RUNNING, AgentStatus, SessionState
+from cockpit.core.runner import Runner
+from cockpit.core.state import RUNNING, AgentState, AgentStatus, SessionState
 
 E = TypeVar("E", bound=ev.BaseEvent)
 
@@ -333,7 +334,7 @@ class Supervisor:
             await self.record(ev.AgentStarted, name, model=self.crew.model_for(config),
                               host=self.crew.host_for(config), messages=messages,
                               options=dict(config.options))
-        runner = Runner(self, name)
+        runner = Runner(_Port(self, name), self.crew.spec(name))
         self._runners[name] = runner
         await runner.run(paused=paused)
 
@@ -457,3 +458,36 @@ class Supervisor:
         if not key.strip():
             raise CommandError("a board key cannot be empty")
         await self.record(ev.StateSet, None, key=key, value=value, by=by)
+
+
+class _Port:
+    """The supervisor as one agent's runner sees it (`AgentPort`)."""
+
+    def __init__(self, supervisor: Supervisor, name: str) -> None:
+        self._supervisor = supervisor
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def agent(self) -> AgentState:
+        return self._supervisor.state.agents[self._name]
+
+    @property
+    def pool(self) -> HostPool:
+        return self._supervisor.pool
+
+    def emit(self, event_type: type[E], **fields: Any) -> E:
+        return self._supervisor.emit(event_type, self._name, **fields)
+
+    def emit_text(self, event_type: type[ev.TokenStreamed] | type[ev.ThinkingStreamed],
+                  text: str, chunks: int) -> None:
+        self._supervisor.emit_text(event_type, self._name, text, chunks)
+
+    async def record(self, event_type: type[E], **fields: Any) -> E:
+        return await self._supervisor.record(event_type, self._name, **fields)
+
+    async def commit(self) -> None:
+        await self._supervisor.commit()

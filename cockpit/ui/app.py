@@ -28,6 +28,7 @@ from textual.theme import BUILTIN_THEMES
 
 from cockpit.core import events as ev
 from cockpit.core.bus import EventBus
+from cockpit.core.commands import CommandError
 from cockpit.core.config import CrewConfig
 from cockpit.core.describe import intervention
 from cockpit.core.eventlog import EventLog, LogError
@@ -349,8 +350,6 @@ class CockpitApp(App[int]):
 
     async def command(self, call: Callable[[], Any], done: str) -> None:
         """Run a supervisor command; tell the user what happened, never raise into the UI."""
-        from cockpit.core.runner import CommandError
-
         try:
             await call()
         except CommandError as error:

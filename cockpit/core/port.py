@@ -1,0 +1,47 @@
+"""The narrow port between a runner and the session that owns it.
+
+A runner drives one agent. It may emit that agent's events, wait for them to be committed, read
+that agent's folded state and reach Ollama through the host pool; nothing else of the
+supervisor. Keeping the port this small is what lets the turn loop grow (tools, approvals,
+messages) without the runner reaching into the session.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from cockpit.core import events as ev
+
+if TYPE_CHECKING:
+    from cockpit.core.hosts import HostPool
+    from cockpit.core.state import AgentState
+
+E = TypeVar("E", bound=ev.BaseEvent)
+
+
+class AgentPort(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def agent(self) -> AgentState:
+        """The agent's state as folded from its events so far."""
+        ...
+
+    @property
+    def pool(self) -> HostPool: ...
+
+    def emit(self, event_type: type[E], **fields: Any) -> E:
+        """Stamp, fold and publish one of the agent's events (not yet on disk)."""
+        ...
+
+    def emit_text(self, event_type: type[ev.TokenStreamed] | type[ev.ThinkingStreamed],
+                  text: str, chunks: int) -> None: ...
+
+    async def record(self, event_type: type[E], **fields: Any) -> E:
+        """`emit`, and for a durable type wait until it is on disk."""
+        ...
+
+    async def commit(self) -> None:
+        """Wait until every event emitted so far is on disk."""
+        ...
