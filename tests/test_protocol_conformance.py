@@ -10,25 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
+import math
 import re
 import signal
 import sys
 import types
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
+import jsonschema
 import ollama
 import pytest
 
 from cockpit.embedded.api import OllamaServer
-from cockpit.embedded.backend import Finish, Generation, ModelEntry, Piece
+from cockpit.embedded.backend import Embeddings, Finish, Generation, ModelEntry, Piece
 from cockpit.embedded.http1 import RequestRecord
 from cockpit.embedded.slots import BUSY
-from tests.fake_ollama import FakeOllama, FakeOllamaThread, ModelScript, wait_until
+from tests.fake_ollama import (
+    FakeOllama,
+    FakeOllamaThread,
+    ModelScript,
+    ScriptedBackend,
+    wait_until,
+)
 
 MSGS = [{"role": "user", "content": "Say hello."}]
 METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration",
@@ -55,11 +64,46 @@ class Target:
     connections: Callable[[], int]  # TCP connections accepted so far
     generating: Callable[[], int]  # generations currently running in the backend
     wait_until: Callable[..., Awaitable[None]]
+    tools_model: str | None = None  # a model that calls tools, if the backend has one
+    enforces_format: bool = False  # whether `format` constrains what the model writes
+    formats: list[Any] = field(default_factory=list)  # `format` of each generation, if known
 
 
 BACKENDS = ["fake", pytest.param("embedded", marks=pytest.mark.embedded)]
 COUNT = [{"role": "user", "content": "Count from 1 to 300, separated by commas."}]
+CALL = {"name": "get_weather", "arguments": {"city": "Tokyo"}}
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city.",
+    "parameters": {"type": "object", "required": ["city"],
+                   "properties": {"city": {"type": "string", "description": "A city"}}}}}
 _clients: list[ollama.AsyncClient] = []
+
+
+def vector(text: str) -> list[float]:
+    """A deterministic, unnormalised 8-dimensional vector for a text (the fake's embedding)."""
+    return [(b - 100) / 10 for b in hashlib.sha256(text.encode()).digest()[:8]]
+
+
+class EmbeddingScripts(ScriptedBackend):
+    """The scripted backend, plus embeddings (a hash of each text, for every model whose
+    capabilities are derived) and a record of the `format` each generation was given."""
+
+    def __init__(self, scripts: dict[str, ModelScript]) -> None:
+        super().__init__(scripts)
+        self.formats: list[Any] = []
+
+    def models(self) -> list[ModelEntry]:
+        return [e if self.scripts[e.name].capabilities is not None
+                else replace(e, capabilities=[*e.capabilities, "embedding"])
+                for e in super().models()]
+
+    def generate(self, gen: Generation) -> AsyncGenerator[Piece | Finish, None]:
+        self.formats.append(gen.format)
+        return super().generate(gen)
+
+    async def embed(self, entry: ModelEntry, inputs: list[str],
+                    truncate: bool) -> Embeddings:
+        return Embeddings([vector(t) for t in inputs], sum(len(t.split()) for t in inputs))
 
 
 def connect(url: str, **kwargs: Any) -> ollama.AsyncClient:
@@ -87,11 +131,15 @@ async def target(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
         "m1": ModelScript(),
         "slow": ModelScript(tokens=[f"t{i} " for i in range(100)], stall_after=5),
         "thinker": ModelScript(thinking=["Let", " me", " think"], tokens=["391"]),
+        "tools": ModelScript(tokens=[], tool_calls=[CALL]),
     }
-    async with FakeOllama(scripts, parallel=1) as fake:  # parallel=1 is Ollama's default
-        yield Target(fake.url, "m1", "slow", 100, MSGS, {}, "thinker", fake.requests,
-                     lambda: fake.server.connections_accepted, lambda: fake.backend.active,
-                     fake.wait_until)
+    backend = EmbeddingScripts(scripts)
+    records: list[RequestRecord] = []
+    # parallel=1 is Ollama's default
+    async with OllamaServer(backend, parallel=1, on_request=records.append) as server:
+        yield Target(server.url, "m1", "slow", 100, MSGS, {}, "thinker", records,
+                     lambda: server.connections_accepted, lambda: backend.active, wait_until,
+                     tools_model="tools", formats=backend.formats)
 
 
 async def _embedded_target() -> AsyncIterator[Target]:
@@ -107,7 +155,7 @@ async def _embedded_target() -> AsyncIterator[Target]:
             yield Target(server.url, "smollm2", "smollm2", long, COUNT,
                          {"num_predict": long, **SAME}, None, records,
                          lambda: server.connections_accepted, lambda: backend.running,
-                         wait_until)
+                         wait_until, enforces_format=True)
     finally:
         backend.close()
 
@@ -468,6 +516,139 @@ async def test_client_disconnect_stops_generation_and_frees_slot(target: Target,
         await stream.aclose()  # type: ignore[attr-defined]
     assert first.done is False
     assert rec.chunks_sent == sent, "nothing more was written to the dead connection"
+
+
+# ----------------------------------------------------------------------------------------
+# Capabilities, `format` and embeddings (every backend)
+# ----------------------------------------------------------------------------------------
+
+PERSON = {"type": "object", "required": ["name", "age"],
+          "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}}
+PERSON_MSGS = [{"role": "user", "content": "Describe a person as JSON with a name and an age."}]
+
+
+async def _capabilities(target: Target, model: str) -> list[str]:
+    shown = await connect(target.url).show(model)
+    return list(shown.capabilities or [])
+
+
+async def test_show_reports_capabilities_truthfully(target: Target) -> None:
+    caps = await _capabilities(target, target.model)
+    assert "completion" in caps and "embedding" in caps
+    assert "tools" not in caps, "the plain model cannot call tools"
+    assert ("thinking" in caps) is (target.thinking_model == target.model)
+    if target.tools_model is not None:
+        assert "tools" in await _capabilities(target, target.tools_model)
+    if target.thinking_model is not None:
+        assert "thinking" in await _capabilities(target, target.thinking_model)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_tools_to_a_model_that_cannot_call_them_is_ollamas_400(target: Target,
+                                                                    stream: bool) -> None:
+    refusal = f"registry.ollama.ai/library/{target.model}:latest does not support tools"
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
+        r = await http.post("/api/chat", json={"model": target.model, "messages": MSGS,
+                                               "tools": [WEATHER], "stream": stream})
+        assert (r.status_code, r.json()) == (400, {"error": refusal})
+        assert r.headers["content-type"] == "application/json; charset=utf-8"  # not a stream
+        empty = await http.post("/api/chat", json={"model": target.model, "messages": MSGS,
+                                                   "tools": [], "stream": False, "options": SAME})
+        assert empty.status_code == 200, "`tools: []` is accepted by every model"
+    with pytest.raises(ollama.ResponseError) as err:
+        result = await connect(target.url).chat(target.model, messages=MSGS, tools=[WEATHER],
+                                                stream=stream)
+        if stream:
+            async for _ in result:  # type: ignore[union-attr]
+                pass
+    assert (err.value.status_code, err.value.error) == (400, refusal)
+    assert chats(target)[-1].error == refusal
+
+
+async def test_tools_to_a_model_that_calls_them(target: Target) -> None:
+    if target.tools_model is None:
+        pytest.skip("backend has no model that calls tools")
+    reply = await connect(target.url).chat(target.tools_model, messages=MSGS, tools=[WEATHER],
+                                           stream=False)
+    assert reply.message.tool_calls is not None
+    assert reply.message.tool_calls[0].function.name == "get_weather"
+
+
+@pytest.mark.parametrize(("fmt", "shown"), [("yaml", r'"\"yaml\""'), (5, '"5"'),
+                                            (["a"], r'"[\"a\"]"')])
+async def test_invalid_format_is_a_500_before_any_bytes(target: Target, fmt: Any,
+                                                        shown: str) -> None:
+    message = f'invalid format: {shown}; expected "json" or a valid JSON Schema object'
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
+        for path, key in (("/api/chat", "messages"), ("/api/generate", "prompt")):
+            r = await http.post(path, json={"model": target.model, "format": fmt,
+                                            key: MSGS if key == "messages" else "Hi"})
+            assert (r.status_code, r.json()) == (500, {"error": message})
+            assert r.headers["content-type"] == "application/json; charset=utf-8"
+        empty = await http.post("/api/chat", json={"model": target.model, "messages": [],
+                                                   "format": fmt})
+        assert empty.json()["done_reason"] == "load", "an empty request only loads"
+    # (ollama-python refuses such a format itself, so only a raw client can send one)
+
+
+@pytest.mark.parametrize("fmt", ["json", PERSON])
+async def test_format_reaches_the_backend_and_constrains_the_reply(target: Target,
+                                                                   fmt: Any) -> None:
+    """The fake records `format`; the llama.cpp engine must write JSON that fits it."""
+    options = {**SAME, "num_predict": 200}
+    reply = await connect(target.url).chat(target.model, messages=PERSON_MSGS, format=fmt,
+                                           options=options, stream=False)
+    parts = [p async for p in await connect(target.url).chat(
+        target.model, messages=PERSON_MSGS, format=fmt, options=options, stream=True)]
+    streamed = "".join(p.message.content or "" for p in parts)
+    assert streamed == reply.message.content
+    if not target.enforces_format:
+        assert target.formats[-2:] == [fmt, fmt]
+        return
+    assert reply.done_reason == "stop", "cut off by num_predict: not whole JSON"
+    value = json.loads(reply.message.content or "")
+    if fmt == PERSON:
+        jsonschema.validate(value, PERSON)
+
+
+async def test_embed_normalises_each_vector(target: Target) -> None:
+    client = connect(target.url)
+    got = await client.embed(target.model, input=["The sky is blue.", "Grass is green."])
+    assert len(got.embeddings) == 2
+    first, second = got.embeddings
+    assert len(first) == len(second) > 0 and first != second
+    for v in got.embeddings:
+        assert math.isclose(math.sqrt(sum(x * x for x in v)), 1.0, rel_tol=1e-6)
+    again = await client.embed(target.model, input="The sky is blue.")
+    assert len(again.embeddings) == 1, "always a list of lists, even for one string"
+    assert all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(again.embeddings[0], first,
+                                                                 strict=True))
+    assert got.prompt_eval_count and got.total_duration and got.model == target.model
+    cut = await client.embed(target.model, input="The sky is blue.", dimensions=4)
+    assert len(cut.embeddings[0]) == 4
+    assert math.isclose(math.sqrt(sum(x * x for x in cut.embeddings[0])), 1.0, rel_tol=1e-6)
+    assert f"{target.model}:latest" in [m.model for m in (await client.ps()).models]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "body"),
+    [({"input": []}, 200, {"model": "M", "embeddings": []}),
+     ({"input": ""}, 200, {"model": "M", "embeddings": []}),
+     ({}, 200, {"model": "M", "embeddings": []}),
+     ({"input": ["a", 1]}, 400, {"error": "invalid input type"}),
+     ({"input": 5}, 400, {"error": "invalid input type"}),
+     ({"model": "nope", "input": "a"}, 404,
+      {"error": 'model "nope" not found, try pulling it first'}),
+     ({"model": "", "input": "a"}, 404, {"error": "model '' not found"})],
+)
+async def test_embed_edge_cases(target: Target, payload: dict[str, Any], status: int,
+                                body: dict[str, Any]) -> None:
+    payload = {"model": target.model, **payload}
+    async with httpx.AsyncClient(base_url=target.url, timeout=TIMEOUT) as http:
+        r = await http.post("/api/embed", json=payload)
+    assert r.status_code == status
+    assert r.headers["content-type"] == "application/json; charset=utf-8"
+    assert r.json() == json.loads(json.dumps(body).replace('"M"', json.dumps(target.model)))
 
 
 # ----------------------------------------------------------------------------------------

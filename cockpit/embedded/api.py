@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cockpit.core.model_names import canonical
-from cockpit.embedded import generation
+from cockpit.embedded import embed, generation
 from cockpit.embedded.backend import Backend, BackendError, Generation, ModelEntry
 from cockpit.embedded.http1 import JSON, TEXT, Connection, HttpServer, Reply, RequestRecord, Stream
 from cockpit.embedded.slots import Slots
@@ -22,7 +22,7 @@ from cockpit.embedded.wire import dumps, error, keep_alive_s, rfc3339
 OLLAMA_VERSION = "0.5.1"
 _ROUTES = {"/": ("GET", "HEAD"), "/api/version": ("GET", "HEAD"), "/api/tags": ("GET", "HEAD"),
            "/api/ps": ("GET",), "/api/chat": ("POST",), "/api/generate": ("POST",),
-           "/api/show": ("POST",)}
+           "/api/show": ("POST",), "/api/embed": ("POST",)}
 
 
 class OllamaServer(HttpServer):
@@ -63,6 +63,8 @@ class OllamaServer(HttpServer):
         if bad_json is not None:
             return error(400, bad_json)
         name = rec.model or ""
+        if path == "/api/embed":
+            return await embed.handle(self, body, name)
         entry = self.find(name)
         if path == "/api/show":
             if not name:
@@ -104,7 +106,7 @@ class OllamaServer(HttpServer):
                                f"{e.family}.context_length": e.context_length},
                 "capabilities": e.capabilities, "modified_at": self.created_at}
 
-    def _touch(self, key: str, entry: ModelEntry, keep: float) -> None:
+    def touch(self, key: str, entry: ModelEntry, keep: float) -> None:
         """Mark a model loaded until now + keep_alive, for /api/ps (negative: forever)."""
         self._loaded[key] = (entry, time.time() + (keep if keep >= 0 else 1e10))
 
@@ -122,7 +124,7 @@ class OllamaServer(HttpServer):
         keep = keep_alive_s(body.get("keep_alive"))
         key = canonical(gen.entry.name)
         if generation.is_empty(gen):
-            self._touch(key, gen.entry, keep)
+            self.touch(key, gen.entry, keep)
             return generation.load_reply(gen, unload=keep == 0)
         try:
             await self.slots.acquire(key)
@@ -131,9 +133,9 @@ class OllamaServer(HttpServer):
         self._admitted += 1
         out.rec.admission = self._admitted
         try:
-            self._touch(key, gen.entry, keep)
+            self.touch(key, gen.entry, keep)
             return await generation.run(self.backend, gen, out, body.get("stream") is not False,
                                         t0)
         finally:
             self.slots.release(key)
-            self._touch(key, gen.entry, keep)  # keep_alive counts from the end of the request
+            self.touch(key, gen.entry, keep)  # keep_alive counts from the end of the request

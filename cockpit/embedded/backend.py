@@ -23,6 +23,8 @@ class ModelEntry:
     quantization_level: str = "Q4_K_M"
     context_length: int = 4096
     capabilities: list[str] = field(default_factory=lambda: ["completion"])
+    """What /api/show reports and the server enforces before a backend sees a request:
+    "tools" (else a request with tools is refused), "thinking", "embedding" (/api/embed)."""
 
 
 @dataclass
@@ -38,6 +40,8 @@ class Generation:
     options: dict[str, Any]
     think: bool | str | None  # True when omitted and the model can think, as Ollama does
     body: dict[str, Any]
+    format: str | dict[str, Any] | None = None  # "json", a JSON schema, or None: free text
+    tools: list[dict[str, Any]] = field(default_factory=list)  # as the request sent them
 
 
 @dataclass
@@ -60,6 +64,15 @@ class Finish:
     context: list[int] | None = None  # generate only; None: a placeholder of the right length
 
 
+@dataclass
+class Embeddings:
+    """Raw vectors, one per input in order; the server normalises them, as Ollama's does."""
+
+    vectors: list[list[float]]
+    prompt_eval_count: int = 0
+    load_duration_ns: int = 0
+
+
 class BackendError(Exception):
     """Before the first piece: an HTTP error status; after it: an ``{"error"}`` line."""
 
@@ -76,7 +89,9 @@ class Backend(Protocol):
     """What generates tokens. ``generate`` is an async generator: raising BackendError before
     its first yield becomes an HTTP error, after it an error line. The server aclose()s it
     when the client disconnects, so cleanup (stopping a llama.cpp job) belongs in its
-    ``finally``."""
+    ``finally``. ``embed`` is only called for models whose capabilities list "embedding"."""
 
     def models(self) -> list[ModelEntry]: ...
     def generate(self, gen: Generation) -> AsyncGenerator[Piece | Finish, None]: ...
+    async def embed(self, entry: ModelEntry, inputs: list[str],
+                    truncate: bool) -> Embeddings: ...

@@ -21,7 +21,7 @@ from cockpit.embedded.backend import (
     ModelEntry,
 )
 from cockpit.embedded.http1 import JSON, STREAMED, Reply, Stream
-from cockpit.embedded.wire import call_id, dumps, error, rfc3339
+from cockpit.embedded.wire import call_id, dumps, error, qualified, rfc3339
 
 THINK_VALUES = (None, True, False, "low", "medium", "high", "max")
 
@@ -46,11 +46,26 @@ def validate(endpoint: str, body: dict[str, Any], name: str,
     can_think = "thinking" in entry.capabilities
     if think not in (None, False) and not can_think:
         return error(400, f'"{name}" does not support thinking')
+    tools = body.get("tools") if chat else None
+    if tools is not None and not (isinstance(tools, list)
+                                  and all(isinstance(t, dict) for t in tools)):
+        return error(400, "json: cannot unmarshal tools into []api.Tool")
+    if tools and "tools" not in entry.capabilities:  # `"tools": []` is accepted by any model
+        return error(400, f"{qualified(entry.name)} does not support tools")
     options = body.get("options")
-    return Generation("chat" if chat else "generate", name, entry, messages if chat else [],
-                      "" if chat else prompt, body.get("system"),
-                      options if isinstance(options, dict) else {},
-                      True if think is None and can_think else think, body)
+    gen = Generation("chat" if chat else "generate", name, entry, messages if chat else [],
+                     "" if chat else prompt, body.get("system"),
+                     options if isinstance(options, dict) else {},
+                     True if think is None and can_think else think, body,
+                     tools=tools or [])
+    fmt = body.get("format")
+    if fmt in (None, "") or is_empty(gen):  # an empty request only loads: no runner, no check
+        return gen
+    if fmt != "json" and not isinstance(fmt, dict):  # Ollama's runner says so, before any bytes
+        raw = json.dumps(json.dumps(fmt, separators=(",", ":")))
+        return error(500, f'invalid format: {raw}; expected "json" or a valid JSON Schema object')
+    gen.format = fmt
+    return gen
 
 
 def is_empty(gen: Generation) -> bool:

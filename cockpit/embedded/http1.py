@@ -279,7 +279,7 @@ class HttpServer:
             if status:  # 0: a Stream has answered already
                 self._respond(conn, status, ctype, out, head=method == "HEAD", close=close)
                 rec.status = status
-                if status >= 400 and ctype == JSON:
+                if status >= 400 and ctype.startswith("application/json"):
                     rec.error = _error_text(json.loads(out).get("error"))
             rec.finished = not conn.gone
         except asyncio.CancelledError:

@@ -14,6 +14,7 @@ import codecs
 import contextlib
 import importlib.util
 import io
+import json
 import os
 import random
 import threading
@@ -24,11 +25,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cockpit.embedded.backend import BackendError, Finish, Generation, ModelEntry, Piece
+from cockpit.embedded.backend import (
+    BackendError,
+    Embeddings,
+    Finish,
+    Generation,
+    ModelEntry,
+    Piece,
+)
 from cockpit.embedded.thread import ServerThread
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
+    from llama_cpp.llama_grammar import LlamaGrammar
 
 MODEL_NAME = "smollm2:135m"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -78,6 +87,9 @@ class LlamaBackend:
         self._made = 0
         self._available: asyncio.Condition | None = None
         self._executor = ThreadPoolExecutor(parallel, thread_name_prefix="llama")
+        self._embedder: Llama | None = None
+        """A context of its own for /api/embed (embedding mode), made on first use."""
+        self._embed_executor = ThreadPoolExecutor(1, thread_name_prefix="llama-embed")
         self.loaded_ns = 0
         """How long the first context took to load (reported once, as Ollama's load_duration)."""
         self.running = 0
@@ -86,10 +98,11 @@ class LlamaBackend:
         """Generations stopped because the client went away (tests read it)."""
 
     def models(self) -> list[ModelEntry]:
+        # No "tools": SmolLM2's template has no tool calls, so Ollama would refuse them too.
         return [ModelEntry(self.name, self.path.stat().st_size, "llama", "135M", "Q4_1",
-                           self.context, ["completion"])]
+                           self.context, ["completion", "embedding"])]
 
-    def load(self) -> Llama:
+    def load(self, embedding: bool = False) -> Llama:
         """A new context on the model (blocking; ~0.2 s for SmolLM2-135M).
 
         Not `verbose=False`: that makes llama-cpp-python point file descriptors 1 and 2 at
@@ -97,23 +110,52 @@ class LlamaBackend:
         loads racing, leaves stderr pointing at /dev/null for good. Its chatter goes through
         Python's `sys.stderr` instead, which we catch here; Textual writes to `sys.__stderr__`.
         """
-        from llama_cpp import Llama
+        from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
         from llama_cpp._logger import set_verbose
 
         started = time.perf_counter_ns()
+        # A causal LM pools nothing by default (one vector per token): mean-pool, one per
+        # text, and take a whole context's tokens in one batch, as Ollama truncates to it.
+        batch = self.context if embedding else 512
         with _LOADING, contextlib.redirect_stderr(io.StringIO()):
             llm = Llama(model_path=str(self.path), n_ctx=self.context, n_threads=self.threads,
-                        verbose=True)
+                        verbose=True, embedding=embedding, n_batch=batch, n_ubatch=batch,
+                        pooling_type=LLAMA_POOLING_TYPE_MEAN if embedding else -1)
             llm.verbose = False  # no "prefix-match hit" lines while generating
             set_verbose(False)  # llama.cpp's own log: errors only
-        if not self.loaded_ns:
+        if not self.loaded_ns and not embedding:
             self.loaded_ns = time.perf_counter_ns() - started
         return llm
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._embed_executor.shutdown(wait=True, cancel_futures=True)
         while self._free:
             self._free.popleft().close()
+        if self._embedder is not None:
+            self._embedder.close()
+
+    async def embed(self, entry: ModelEntry, inputs: list[str], truncate: bool) -> Embeddings:
+        """Mean-pooled vectors from an embedding context, one request at a time (a `Llama`
+        is not thread-safe); the server normalises them."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._embed_executor, self._embed, inputs, truncate)
+
+    def _embed(self, inputs: list[str], truncate: bool) -> Embeddings:
+        started, load_ns = time.perf_counter_ns(), 0
+        if self._embedder is None:
+            self._embedder = self.load(embedding=True)
+            load_ns = time.perf_counter_ns() - started
+        llm = self._embedder
+        # Tokenised as embed() will: a text of no tokens would make llama_decode fail and
+        # leave the context corrupt, so it gets a zero vector (Ollama's normalize keeps it 0).
+        counts = [len(llm.tokenize(text.encode("utf-8"))) for text in inputs]
+        if not truncate and max(counts) > llm.n_batch:
+            raise BackendError("the input length exceeds the context length", 400)
+        texts = [text for text, n in zip(inputs, counts, strict=True) if n]
+        pooled = iter(llm.embed(texts, truncate=True) if texts else [])
+        vectors = [list(next(pooled)) if n else [0.0] * llm.n_embd() for n in counts]
+        return Embeddings(vectors, sum(min(n, llm.n_batch) for n in counts), load_ns)
 
     async def _take(self) -> tuple[Llama, int]:
         """A free context, loading one (off the loop) while fewer than `parallel` exist."""
@@ -203,7 +245,8 @@ def _generate(llm: Llama, gen: Generation, stop: threading.Event,
             min_p=float(options["min_p"]), temp=float(options["temperature"]),
             repeat_penalty=float(options["repeat_penalty"]),
             presence_penalty=float(options["presence_penalty"]),
-            frequency_penalty=float(options["frequency_penalty"]))
+            frequency_penalty=float(options["frequency_penalty"]),
+            grammar=_grammar(gen.format))
         for token in sampled if limit else ():
             if stop.is_set():
                 return
@@ -230,6 +273,21 @@ def _generate(llm: Llama, gen: Generation, stop: threading.Event,
                    load_duration_ns=load_ns))
     except BaseException as error:  # noqa: BLE001 - every failure is reported to the client
         put(error if isinstance(error, BackendError) else BackendError(str(error)))
+
+
+def _grammar(fmt: str | dict[str, Any] | None) -> LlamaGrammar | None:
+    """Ollama's `format` as a llama.cpp grammar: its JSON grammar, or one made from the schema
+    (never GBNF from the client: an invalid grammar crashes llama.cpp, REFERENCE-2 J.1)."""
+    if fmt is None:
+        return None
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+    if fmt == "json":
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    try:
+        return LlamaGrammar.from_json_schema(json.dumps(fmt), verbose=False)
+    except Exception as exc:  # noqa: BLE001 - the converter raises several kinds
+        raise BackendError("invalid JSON schema in format", 500) from exc
 
 
 def _prompt_tokens(llm: Llama, gen: Generation) -> list[int]:

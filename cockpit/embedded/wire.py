@@ -9,6 +9,7 @@ import secrets
 import time
 from typing import Any
 
+from cockpit.core.model_names import canonical
 from cockpit.embedded.http1 import JSON, Reply
 
 _sec_cache: tuple[int, str] = (-1, "")
@@ -50,3 +51,10 @@ def keep_alive_s(value: Any) -> float:
     units = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
     parts = re.findall(r"(-?[\d.]+)(ns|us|ms|s|m|h|)", str(value).strip())
     return sum(float(n) * units[u] for n, u in parts) if parts else 300.0
+
+
+def qualified(name: str) -> str:
+    """The full name in Ollama's capability errors: "m1" is registry.ollama.ai/library/m1:latest."""
+    parts = canonical(name).split("/")
+    defaults = ["registry.ollama.ai", "library"]
+    return "/".join(defaults[: max(0, 3 - len(parts))] + parts)
