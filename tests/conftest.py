@@ -92,14 +92,15 @@ class Session:
 
 
 @contextlib.asynccontextmanager
-async def running(crew: CrewConfig, db: Path,
-                  hosts: dict[str, str] | None = None) -> AsyncIterator[Session]:
-    """Start a session on `crew`, yield it, and always shut it down and close the log."""
+async def running(crew: CrewConfig, db: Path, hosts: dict[str, str] | None = None,
+                  **options: Any) -> AsyncIterator[Session]:
+    """Start a session on `crew`, yield it, and always shut it down and close the log.
+    `options` go to the Supervisor (`approve="all"`, ...)."""
     async with EventLog.open(db) as log:
         bus = EventBus()
         seen: list[BaseEvent] = []
         bus.add_sink(seen.append)
-        supervisor = Supervisor(crew, log, bus, hosts=hosts)
+        supervisor = Supervisor(crew, log, bus, hosts=hosts, **options)
         await supervisor.start()
         try:
             yield Session(supervisor, log, seen)

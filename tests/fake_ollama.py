@@ -52,7 +52,7 @@ from cockpit.embedded.protocol import (  # noqa: E402
 )
 
 __all__ = ["Fault", "FaultPlan", "FakeOllama", "FakeOllamaThread", "ModelScript", "RequestRecord",
-           "ScriptedBackend", "sha256", "wait_until"]
+           "ScriptedBackend", "Turn", "sha256", "wait_until"]
 
 
 @dataclass
@@ -75,12 +75,31 @@ class ModelScript:
     done_reason: str = "stop"
     prompt_eval_count: int = 26
     reply: Callable[[list[dict[str, Any]]], list[str]] | None = None  # content from messages
+    turn: Callable[[list[dict[str, Any]]], Turn] | None = None
+    """A conversation, scripted: the reply and the tool calls for the messages so far (turn
+    1 calls a tool, turn 2 answers from its result). Overrides tokens, reply and tool_calls."""
     family: str = "llama"
     parameter_size: str = "1.2B"
     quantization_level: str = "Q4_K_M"
     context_length: int = 4096
     size: int = 1_234_567_890
     capabilities: list[str] | None = None  # None: derived from thinking/tool_calls
+
+
+@dataclass
+class Turn:
+    """One scripted turn: content tokens, then tool calls ({"name", "arguments"})."""
+
+    tokens: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def say(cls, text: str) -> Turn:
+        return cls([word + " " for word in text.split(" ")[:-1]] + text.split(" ")[-1:])
+
+    @classmethod
+    def call(cls, name: str, **arguments: Any) -> Turn:
+        return cls([], [{"name": name, "arguments": arguments}])
 
 
 FAULT_KINDS = ("500", "503", "stall", "drop", "error")
@@ -185,7 +204,8 @@ class ScriptedBackend:
         """Content tokens for this request, and whether it continues an assistant message
         (ollama#6778): partial + streamed == full, splitting a token if need be."""
         context, prefix = self._split(gen)
-        tokens = list(s.reply(context)) if s.reply else list(s.tokens)
+        tokens = (list(s.turn(context).tokens) if s.turn else
+                  list(s.reply(context)) if s.reply else list(s.tokens))
         full = "".join(tokens)
         if not prefix or not full.startswith(prefix):
             return tokens, bool(prefix)
@@ -250,8 +270,9 @@ class ScriptedBackend:
                 sent += 1
                 await asyncio.sleep(s.delay)
             await fault()
-            if s.tool_calls:
-                yield Piece(tool_calls=[dict(c) for c in s.tool_calls])
+            calls = s.turn(self._split(gen)[0]).tool_calls if s.turn else s.tool_calls
+            if calls:
+                yield Piece(tool_calls=[dict(c) for c in calls])
             done = True
             self.completed += 1
             info["finish"] = True
@@ -286,7 +307,8 @@ class ScriptedBackend:
 
 
 def _capabilities(s: ModelScript) -> list[str]:
-    return ["completion"] + ["thinking"] * bool(s.thinking) + ["tools"] * bool(s.tool_calls)
+    tools = bool(s.tool_calls or s.turn)
+    return ["completion"] + ["thinking"] * bool(s.thinking) + ["tools"] * tools
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0,

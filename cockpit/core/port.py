@@ -13,8 +13,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from cockpit.core import events as ev
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from cockpit.core.hosts import HostPool
-    from cockpit.core.state import AgentState
+    from cockpit.core.state import AgentState, Call
+    from cockpit.core.tools.base import Tool
 
 E = TypeVar("E", bound=ev.BaseEvent)
 
@@ -44,4 +47,30 @@ class AgentPort(Protocol):
 
     async def commit(self) -> None:
         """Wait until every event emitted so far is on disk."""
+        ...
+
+    @property
+    def tools(self) -> Mapping[str, Tool]:
+        """The tools the agent may call, by the name the model uses."""
+        ...
+
+    def now(self) -> float:
+        """The session's clock (event time)."""
+        ...
+
+    async def request_approval(self, call: Call) -> None:
+        """Log that `call` waits for a decision; the run's policy may decide it at once."""
+        ...
+
+    def requested_at(self, call_id: str) -> float | None:
+        """When the log says approval of `call_id` was asked, if it waits."""
+        ...
+
+    async def decided(self, call_id: str) -> None:
+        """Return once `call_id` has a decision (at once if it has one already)."""
+        ...
+
+    async def decide(self, call_id: str, decision: str, *, reason: str = "",
+                     by: str) -> None:
+        """Decide a waiting call (the runner does so when `approval_timeout` runs out)."""
         ...

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import json
 import random
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -25,11 +27,12 @@ import ollama
 import pydantic
 
 from cockpit.core import events as ev
+from cockpit.core.checks import NO_JSON, verdict
 from cockpit.core.commands import Command, CommandError
 from cockpit.core.describe import duration
 from cockpit.core.eventlog import LogError
 from cockpit.core.hosts import HostUnreachable, ModelUnavailable, unreachable
-from cockpit.core.state import AgentState
+from cockpit.core.state import AgentState, Call
 
 if TYPE_CHECKING:
     from cockpit.core.port import AgentPort
@@ -122,7 +125,8 @@ class Runner:
         self.stall_timeout = spec.stall_timeout
         self.host_wait = spec.host_wait
         self.backoff = spec.backoff
-        self._attempt_task: asyncio.Task[dict[str, Any]] | None = None
+        self._schemas = [tool.schema() for tool in port.tools.values()]
+        self._attempt_task: asyncio.Task[Any] | None = None
         self._received = False
         """Whether the current attempt has had a chunk: a drop after one is a broken reply,
         before one the host is unreachable."""
@@ -190,13 +194,27 @@ class Runner:
                 delay = 0.0
                 self._waiting_since = None  # a new wait starts if the host is still down
                 continue
+            if self.agent.calls:  # the last turn asked for tools: run them (pausable too)
+                self._attempt_task = asyncio.create_task(
+                    self._run_calls(), name=f"cockpit {self.name} tools")
+                try:
+                    await self._attempt_task
+                except asyncio.CancelledError:
+                    if self._command is None or _being_cancelled():
+                        self._attempt_task.cancel()
+                        raise
+                finally:
+                    self._attempt_task = None
+                continue
+            if self.agent.inbox and not self.agent.partial_parts:
+                await self.port.record(ev.MessageDelivered, count=len(self.agent.inbox))
             self._received = False
             self._attempt_task = asyncio.create_task(
                 self._attempt(delay), name=f"cockpit {self.name} request"
             )
             delay = 0.0
             try:
-                metrics = await self._attempt_task
+                turn = await self._attempt_task
             except asyncio.CancelledError:
                 if self._command is None or _being_cancelled():
                     self._attempt_task.cancel()
@@ -241,8 +259,9 @@ class Runner:
                 return
             finally:
                 self._attempt_task = None
-            await self._complete(metrics)
-            return
+            failures = 0
+            if await self._complete(turn):
+                return
 
     def _hosts_label(self, error: BaseException) -> str:
         return ", ".join(self.hosts) if isinstance(error, HostUnreachable) else self.host
@@ -275,6 +294,9 @@ class Runner:
         if command.kind == "resume":
             self._emit(ev.AgentResumed, by=command.by)
         elif command.kind == "redirect":
+            for call in list(self.agent.calls):  # the new instruction replaces them
+                self._emit(ev.ToolResult, call_id=call.call_id, tool=call.tool, error=True,
+                           content=f"not run: {command.by} redirected the agent")
             self._emit(ev.AgentRedirected, instruction=command.instruction, by=command.by)
         elif command.kind == "stop":
             self._emit(ev.AgentStopped, by=command.by)
@@ -289,23 +311,121 @@ class Runner:
             else:
                 command.done.set_exception(error)
 
-    async def _complete(self, metrics: dict[str, Any]) -> None:
+    async def _complete(self, turn: _Turn) -> bool:
+        """Log a completed turn. True when the agent has ended: a final answer that passed
+        its checks, or one out of correction turns, or too many tool turns in a row."""
         agent = self.agent
         output = agent.partial
-        self._emit(ev.MessageCompleted, content=output, thinking=agent.partial_thinking, **metrics)
+        calls = [{"id": f"{self.name}.{agent.turns + 1}.{n}",
+                  "function": {"name": name, "arguments": arguments}}
+                 for n, (name, arguments) in enumerate(turn.calls, 1)]
+        self._emit(ev.MessageCompleted, content=output, thinking=agent.partial_thinking,
+                   tool_calls=calls, **turn.metrics)
+        if calls:
+            if agent.tool_turns >= self.spec.max_turns:
+                await self.port.record(
+                    ev.AgentFailed, error=f"no final answer after {agent.tool_turns} turns in a "
+                    f"row that called tools (max_turns is {self.spec.max_turns})")
+                return True
+            await self.port.commit()  # the calls are on disk before any of them runs
+            return False
+        value: Any = output
+        if self.spec.verified:
+            failures, parsed = verdict(self.spec, output)
+            await self.port.record(ev.OutputChecked, passed=not failures, failures=failures,
+                                   attempt=agent.check_failures + 1)
+            if failures:
+                if agent.check_failures <= self.spec.check_retries:
+                    return False  # the fold added the correction turn
+                await self.port.record(
+                    ev.AgentFailed, error=f"its answer failed its checks after "
+                    f"{self.spec.check_retries} correction turns: {'; '.join(failures)}")
+                return True
+            if parsed is not NO_JSON and self.spec.format is not None:
+                value = parsed  # outputs.<name> holds the JSON, for {{outputs.name.key}}
         self._emit(ev.AgentFinished, output=output)
-        await self.port.record(ev.StateSet, key=f"outputs.{self.name}", value=output,
+        await self.port.record(ev.StateSet, key=f"outputs.{self.name}", value=value,
                                by=self.name)
         if self._command is not None:  # a command raced with the last chunk: the agent won
             command, self._command = self._command, None
             await self._acknowledge(command, CommandError(f"{self.name} already finished"))
+        return True
+
+    # -- tool calls ----------------------------------------------------------------------------
+
+    async def _run_calls(self) -> None:
+        """Run the last turn's calls that have no result, in order. What the log says of each
+        decides: a call logged as running but without a result was interrupted (a crash, or
+        a pause that cut it off) and runs again only if its tool is repeatable; a call that
+        waits for approval is not asked again."""
+        for call in list(self.agent.calls):
+            tool = self.port.tools.get(call.tool)
+            rerun = call.running
+            if rerun and (tool is None or not tool.repeatable):
+                await self._result(call, "the call was interrupted before it returned, and it "
+                                   "was not retried: it may or may not have taken effect", True)
+                continue
+            if tool is None:
+                known = ", ".join(self.port.tools) or "none"
+                await self._result(call, f"there is no tool named {call.tool!r}; "
+                                   f"your tools: {known}", True)
+                continue
+            if call.approval is None and not rerun and self._gated(call.tool):
+                await self.port.request_approval(call)
+            if call.approval == "pending":
+                await self._await_decision(call)
+            if call.approval == "denied":
+                reason = call.reason or "no reason given"
+                await self._result(call, f"the call was denied and did not run: {reason}", True)
+                continue
+            await self.port.record(ev.ToolCalled, call_id=call.call_id, tool=call.tool,
+                                   arguments=call.arguments, turn=call.turn, rerun=rerun)
+            clock = asyncio.get_running_loop().time
+            began = clock()
+            try:
+                outcome = await tool.call(call.arguments)
+            except asyncio.CancelledError:
+                if not tool.repeatable:  # cut off: the model is told, nothing runs twice
+                    why = self._command.kind if self._command is not None else "shutdown"
+                    self._emit(ev.ToolResult, call_id=call.call_id, tool=call.tool,
+                               content=f"the call was cut off by a {why} and was not retried: "
+                               "it may or may not have taken effect", error=True,
+                               duration_ms=round((clock() - began) * 1000, 1))
+                raise
+            await self._result(call, outcome.content, outcome.error,
+                               duration_ms=(clock() - began) * 1000)
+
+    def _gated(self, tool: str) -> bool:
+        return any(fnmatch.fnmatchcase(tool, pattern) for pattern in self.spec.approve)
+
+    async def _await_decision(self, call: Call) -> None:
+        """Wait for the decision; past `approval_timeout` (counted from the request, which
+        the log dates, so a resume does not restart the clock) deny the call."""
+        timeout = self.spec.approval_timeout
+        if timeout is None:
+            await self.port.decided(call.call_id)
+            return
+        requested = self.port.requested_at(call.call_id)
+        left = timeout - (self.port.now() - requested) if requested is not None else timeout
+        try:
+            await asyncio.wait_for(self.port.decided(call.call_id), max(left, 0.0))
+        except TimeoutError:
+            with contextlib.suppress(CommandError):  # decided meanwhile: that decision holds
+                await self.port.decide(call.call_id, "denied", by="timeout", reason=(
+                    f"no decision within {duration(timeout)} (approval_timeout)"))
+
+    async def _result(self, call: Call, content: str, error: bool,
+                      duration_ms: float = 0.0) -> None:
+        await self.port.record(ev.ToolResult, call_id=call.call_id, tool=call.tool,
+                               content=content, error=error, duration_ms=round(duration_ms, 1))
 
     # -- one request ---------------------------------------------------------------------------
 
-    async def _attempt(self, delay: float) -> dict[str, Any]:
+    async def _attempt(self, delay: float) -> _Turn:
         """Send the conversation (continuing any partial reply) and stream it into events.
 
-        Returns Ollama's final metrics. Raises on any failure; cancelled by commands.
+        Returns Ollama's final metrics and the turn's tool calls. Raises on any failure;
+        cancelled by commands.
         """
         if delay:
             await asyncio.sleep(delay)
@@ -316,8 +436,9 @@ class Runner:
         with self.pool.request(host):
             return await self._stream(self.pool.client(host))
 
-    async def _stream(self, client: ollama.AsyncClient) -> dict[str, Any]:
+    async def _stream(self, client: ollama.AsyncClient) -> _Turn:
         watchdog = _StallWatchdog(self.stall_timeout)
+        calls: list[tuple[str, dict[str, Any]]] = []
         text = _Coalescer(self.port)
         clock = asyncio.get_running_loop().time
         next_yield = clock() + YIELD_EVERY
@@ -325,6 +446,8 @@ class Runner:
             self.model,
             messages=self.agent.conversation(),
             options=self.spec.options or None,
+            tools=self._schemas or None,
+            format=self.spec.format,
             stream=True,
         )
         try:
@@ -341,9 +464,12 @@ class Runner:
                     text.add(ev.ThinkingStreamed, message.thinking)
                 if message.content:
                     text.add(ev.TokenStreamed, message.content)
+                if message.tool_calls:  # each chunk lists only new calls (REFERENCE-2 F.2)
+                    calls += [(c.function.name, dict(c.function.arguments or {}))
+                              for c in message.tool_calls]
                 if part.done:
                     text.flush()
-                    return {
+                    return _Turn(calls, {
                         "done_reason": part.done_reason,
                         "prompt_eval_count": part.prompt_eval_count,
                         "eval_count": part.eval_count,
@@ -351,7 +477,7 @@ class Runner:
                         "load_duration": part.load_duration,
                         "prompt_eval_duration": part.prompt_eval_duration,
                         "eval_duration": part.eval_duration,
-                    }
+                    })
         except asyncio.CancelledError:
             if watchdog.fired:
                 raise StallError(watchdog.fired) from None
@@ -364,6 +490,14 @@ class Runner:
                 with contextlib.suppress(Exception):
                     await aclose()  # closes the response: Ollama stops generating
         raise StreamEnded("the stream ended before Ollama said it was done")
+
+
+@dataclass
+class _Turn:
+    """One streamed turn: the tool calls the model made, and Ollama's final metrics."""
+
+    calls: list[tuple[str, dict[str, Any]]]
+    metrics: dict[str, Any]
 
 
 class _Coalescer:

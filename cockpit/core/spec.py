@@ -63,6 +63,8 @@ class McpServer(_Strict):
 class Checks(_Strict):
     """What a final answer must satisfy before the agent counts as finished."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     json_schema: dict[str, Any] | None = None
     """The answer parses as JSON and matches this schema."""
     json_: bool = Field(default=False, alias="json")

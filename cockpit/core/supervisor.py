@@ -14,13 +14,14 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import ollama
 
 from cockpit import __version__
 from cockpit.core import events as ev
+from cockpit.core.acting import Approvals, Decision, Policy, Port, delivery_note
 from cockpit.core.bus import EventBus
 from cockpit.core.commands import Command, CommandError
 from cockpit.core.config import CrewConfig, render_template
@@ -28,7 +29,11 @@ from cockpit.core.eventlog import EventLog, LogError
 from cockpit.core.hosts import HostPool
 from cockpit.core.process import process_identity
 from cockpit.core.runner import Runner
-from cockpit.core.state import RUNNING, AgentState, AgentStatus, SessionState
+from cockpit.core.state import RUNNING, AgentStatus, SessionState, message_text
+from cockpit.core.tools.base import Tool, ToolError
+
+if TYPE_CHECKING:
+    from cockpit.core.tools.mcp import McpHub
 
 E = TypeVar("E", bound=ev.BaseEvent)
 
@@ -58,6 +63,8 @@ class Supervisor:
         session: str | None = None,
         hosts: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        approve: Policy = "ask",
+        mcp_log: Path | None = None,
     ) -> None:
         self.crew = crew
         self.log = log
@@ -84,6 +91,10 @@ class Supervisor:
         self._finisher: asyncio.Task[SessionState] | None = None
         """Ends a session again that a restart reopened."""
         self._log_stuck_at: float | None = None
+        self.approvals = Approvals(self, approve)
+        self.mcp: McpHub | None = None
+        self.mcp_log = mcp_log
+        """Where MCP servers' stderr goes (never the terminal the TUI draws on)."""
         log.add_health_listener(self._log_health)
         log.add_failure_listener(self._log_failed)
 
@@ -157,7 +168,9 @@ class Supervisor:
     # -- the session ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Log the session's start and launch every agent (dependents wait for theirs)."""
+        """Start the crew's tool servers, log the session's start and launch every agent
+        (dependents wait for theirs)."""
+        await self.start_tools()
         me = process_identity()
         await self.record(
             ev.SessionStarted, None,
@@ -176,6 +189,7 @@ class Supervisor:
         stays paused until someone resumes it. `only` limits which agents continue; the rest
         are held as they are, and the session stays resumable for them.
         """
+        await self.start_tools()
         self.state = state
         self.session = state.session
         self._seq = state.last_seq
@@ -203,8 +217,10 @@ class Supervisor:
                          paused=agent.status is AgentStatus.PAUSED)
 
     def _settled(self) -> bool:
-        """Every agent has ended, or is held back by `resume --only`."""
-        return all(agent.status.ended or name in self._held
+        """Every agent has ended, or is held back by `resume --only`, and no finished agent
+        has a message waiting (it is about to wake)."""
+        return all((agent.status.ended or name in self._held)
+                   and not (agent.status is AgentStatus.FINISHED and agent.inbox)
                    for name, agent in self.state.agents.items())
 
     def idle(self) -> bool:
@@ -291,6 +307,9 @@ class Supervisor:
         await self.aclose()
 
     async def aclose(self) -> None:
+        hub, self.mcp = self.mcp, None
+        if hub is not None:
+            await hub.aclose()
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.close()  # type: ignore[no-untyped-call]
@@ -298,10 +317,11 @@ class Supervisor:
     def _any_unsuccessful(self) -> bool:
         return any(a.status is not AgentStatus.FINISHED for a in self.state.agents.values())
 
-    def _launch(self, name: str, *, fresh: bool = True, paused: bool = False) -> None:
+    def _launch(self, name: str, *, fresh: bool = True, paused: bool = False,
+                woken_by: str | None = None) -> None:
         self._ended[name].clear()
         self._held.discard(name)
-        task = asyncio.create_task(self._drive(name, fresh, paused),
+        task = asyncio.create_task(self._drive(name, fresh, paused, woken_by),
                                    name=f"cockpit agent {name}")
         task.add_done_callback(self._driver_done)
         self._drivers[name] = task
@@ -311,8 +331,10 @@ class Supervisor:
             self._error = task.exception()
         self._changed.set()
 
-    async def _drive(self, name: str, fresh: bool, paused: bool = False) -> None:
-        """Wait for the agent's dependencies, then run it to its end."""
+    async def _drive(self, name: str, fresh: bool, paused: bool = False,
+                     woken_by: str | None = None) -> None:
+        """Wait for the agent's dependencies, then run it to its end (and again each time a
+        message wakes it, within `max_wakeups`)."""
         config = self.crew.agent(name)
         for dependency in config.after:
             await self._ended[dependency].wait()
@@ -323,7 +345,7 @@ class Supervisor:
             await self.record(ev.AgentFailed, name,
                               error=f"not started: dependency {unfinished[0]!r} {status}")
             return
-        if fresh:
+        if fresh and woken_by is None:
             try:
                 messages = self._opening(name)
             except KeyError as missing:
@@ -334,9 +356,16 @@ class Supervisor:
             await self.record(ev.AgentStarted, name, model=self.crew.model_for(config),
                               host=self.crew.host_for(config), messages=messages,
                               options=dict(config.options))
-        runner = Runner(_Port(self, name), self.crew.spec(name))
+        runner = Runner(Port(self, name), self.crew.spec(name))
         self._runners[name] = runner
+        if woken_by is not None and not await self._wake(name, woken_by):
+            return
         await runner.run(paused=paused)
+        while (inbox := self.state.agents[name].inbox) and \
+                self.state.agents[name].status is AgentStatus.FINISHED:
+            if not await self._wake(name, inbox[0][0]):  # a message came as it finished
+                return
+            await runner.run()
 
     # -- the log's health ------------------------------------------------------------------------
 
@@ -382,6 +411,8 @@ class Supervisor:
         if config.system:
             messages.append({"role": "system", "content": render_template(config.system, board)})
         messages.append({"role": "user", "content": render_template(config.task, board)})
+        messages += [{"role": "user", "content": message_text(sender, text)}
+                     for sender, text in self.state.agents[name].inbox]
         return messages
 
     # -- commands ------------------------------------------------------------------------------
@@ -436,7 +467,12 @@ class Supervisor:
         reopening = self.state.outcome is not None
         await self.record(ev.AgentRestarted, name, by=by)
         self._launch(name)
-        if reopening and (self._finisher is None or self._finisher.done()):
+        if reopening:
+            self._end_again()
+
+    def _end_again(self) -> None:
+        """A session that had ended runs again: end it anew when its agents do."""
+        if self._finisher is None or self._finisher.done():
             self._finisher = asyncio.create_task(self.wait(), name="cockpit session end")
             self._finisher.add_done_callback(self._driver_done)
 
@@ -453,41 +489,78 @@ class Supervisor:
                                        return_exceptions=True)
         return [n for n, r in zip(names, results, strict=True) if r is None]
 
+    # -- agents that act ---------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock()
+
+    def mcp_tools(self, ref: str) -> list[Tool]:
+        if self.mcp is None:
+            raise KeyError(ref)
+        return self.mcp.tools(ref)
+
+    async def start_tools(self) -> None:
+        """Start the crew's MCP servers, before any agent runs: one that cannot start is an
+        error naming it (`McpStartError`), not an agent failing at 3 AM."""
+        if self.crew.mcp and self.mcp is None:
+            from cockpit.core.tools.mcp import McpHub
+
+            hub = McpHub(list(self.crew.mcp), errlog=self.mcp_log)
+            await hub.start()
+            self.mcp = hub
+            try:
+                for agent in self.crew.agents:
+                    for ref in agent.tools:
+                        if ref not in ("board", "messages"):
+                            hub.tools(ref)
+            except Exception:
+                await hub.aclose()
+                self.mcp = None
+                raise
+
+    async def send_message(self, sender: str, to: str, text: str) -> str:
+        """Log a message from `sender` to `to`; what the sender is told. A finished target
+        wakes (within its `max_wakeups`); one that has not started reads it in its opening."""
+        to = to.strip()
+        if to not in self.state.agents:
+            names = ", ".join(n for n in self.state.agents if n != sender)
+            raise ToolError(f"no agent named {to!r}; the crew: {names}")
+        if to == sender:
+            raise ToolError("you cannot send a message to yourself")
+        target = self.state.agents[to]
+        note = delivery_note(target)
+        await self.record(ev.MessageSent, sender, to=to, text=text, **{"from": sender})
+        driver = self._drivers.get(to)
+        if target.status is AgentStatus.FINISHED and (driver is None or driver.done()):
+            self._launch(to, fresh=False, woken_by=sender)
+        return note
+
+    async def _wake(self, name: str, by: str) -> bool:
+        """Wake a finished agent for the messages waiting for it, or log why not."""
+        agent = self.state.agents[name]
+        limit = self.crew.spec(name).max_wakeups
+        if agent.wakeups >= limit:
+            await self.record(ev.WakeRefused, name, by=by, limit=limit)
+            return False
+        self._ended[name].clear()
+        reopening = self.state.outcome is not None
+        await self.record(ev.AgentWoken, name, by=by, wakeups=agent.wakeups + 1)
+        if reopening:
+            self._end_again()
+        return True
+
+    async def decide(self, call_id: str, decision: Decision, *, reason: str = "",
+                     arguments: dict[str, Any] | None = None, by: str = "person") -> None:
+        """Approve, deny (the reason is the call's result) or edit-and-approve a call."""
+        await self.approvals.decide(call_id, decision, reason=reason, arguments=arguments,
+                                    by=by)
+
+    async def approve_all(self, by: str = "person") -> list[str]:
+        return await self.approvals.decide_all(by)
+
     async def set_state(self, key: str, value: Any, by: str = "person") -> None:
         """Write the board. Agents that start later read the new value."""
         if not key.strip():
             raise CommandError("a board key cannot be empty")
         await self.record(ev.StateSet, None, key=key, value=value, by=by)
 
-
-class _Port:
-    """The supervisor as one agent's runner sees it (`AgentPort`)."""
-
-    def __init__(self, supervisor: Supervisor, name: str) -> None:
-        self._supervisor = supervisor
-        self._name = name
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def agent(self) -> AgentState:
-        return self._supervisor.state.agents[self._name]
-
-    @property
-    def pool(self) -> HostPool:
-        return self._supervisor.pool
-
-    def emit(self, event_type: type[E], **fields: Any) -> E:
-        return self._supervisor.emit(event_type, self._name, **fields)
-
-    def emit_text(self, event_type: type[ev.TokenStreamed] | type[ev.ThinkingStreamed],
-                  text: str, chunks: int) -> None:
-        self._supervisor.emit_text(event_type, self._name, text, chunks)
-
-    async def record(self, event_type: type[E], **fields: Any) -> E:
-        return await self._supervisor.record(event_type, self._name, **fields)
-
-    async def commit(self) -> None:
-        await self._supervisor.commit()
