@@ -26,11 +26,15 @@ from typing import TYPE_CHECKING, TextIO
 from cockpit import __version__
 from cockpit.core.config import EMBEDDED_HOST, ConfigError, CrewConfig, load_crew
 from cockpit.core.eventlog import EventLog, LogError, SessionRow, default_db_path
+from cockpit.core.logfile import mcp_log_path
 from cockpit.core.resume import ResumeError, outcome_of, resumable
+from cockpit.core.text import one_line
+from cockpit.core.tools.base import ToolsUnavailable
 
 if TYPE_CHECKING:
     from textual.app import App
 
+    from cockpit.core.acting import Policy
     from cockpit.core.resume import Resumable
     from cockpit.core.state import SessionState
     from cockpit.core.supervisor import Supervisor
@@ -52,6 +56,14 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_approve(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--approve", choices=("ask", "all", "none"), default="ask",
+        help="calls the crew's `approve` patterns gate: ask (wait for a decision; headless "
+             "says every minute what waits), all (approve them), none (deny them, with a "
+             "reason the model reads). Default: ask")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cockpit",
@@ -65,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true",
                      help="no TUI: progress lines on stderr, exit when every agent has ended")
     run.add_argument("--theme", metavar="NAME", help="TUI theme")
+    _add_approve(run)
     run.add_argument("--watch", action=argparse.BooleanOptionalAction, default=True,
                      help="TUI: re-apply theme files as they are edited (default: on)")
     _add_db(run)
@@ -74,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--headless", action="store_true",
                       help="no TUI: progress lines on stderr, exit when every agent has ended")
     demo.add_argument("--theme", metavar="NAME", help="TUI theme")
+    _add_approve(demo)
     _add_db(demo)
 
     engine = commands.add_parser(
@@ -108,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--headless", action="store_true",
                         help="no TUI: progress lines on stderr, exit when every agent has ended")
     resume.add_argument("--theme", metavar="NAME", help="TUI theme")
+    _add_approve(resume)
     _add_db(resume)
 
     check = commands.add_parser("check", help="validate a crew file and summarise it")
@@ -132,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
     try:
         return handler(args)
-    except (ConfigError, LogError, UsageError, ResumeError) as error:
+    except (ConfigError, LogError, UsageError, ResumeError, ToolsUnavailable) as error:
         print(f"cockpit: {error}" if not isinstance(error, ConfigError) else str(error),
               file=sys.stderr)
         return EXIT_USAGE
@@ -154,7 +169,28 @@ def db_path(args: argparse.Namespace) -> Path:
 def cmd_check(args: argparse.Namespace) -> int:
     crew = load_crew(args.crew)
     print(summarise_crew(crew, args.crew))
+    if crew.mcp:
+        print(asyncio.run(_mcp_tools(crew)))
     return EXIT_OK
+
+
+async def _mcp_tools(crew: CrewConfig) -> str:
+    """Start the crew's MCP servers (a failure is the run's error, exit 2) and list their
+    tools, with the agents that may call each."""
+    from cockpit.core.tools.mcp import McpHub
+
+    lines = []
+    async with McpHub(list(crew.mcp)) as hub:
+        for server in crew.mcp:
+            tools = hub.tools(f"mcp:{server.name}")
+            lines.append(f"  mcp {server.name}: {len(tools)} tools")
+            for tool in tools:
+                users = [a.name for a in crew.agents
+                         if f"mcp:{server.name}" in a.tools or tool.name in a.tools]
+                who = f"  (used by {', '.join(users)})" if users else ""
+                about = one_line(tool.description.split("\n")[0], 70)
+                lines.append(f"    {tool.name}{who}" + (f": {about}" if about else ""))
+    return "\n".join(lines)
 
 
 def summarise_crew(crew: CrewConfig, path: Path) -> str:
@@ -175,14 +211,14 @@ def summarise_crew(crew: CrewConfig, path: Path) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     crew = load_crew(args.crew)
     return run_crew(crew, args.crew, db_path(args), headless=args.headless, theme=args.theme,
-                    watch=args.watch)
+                    watch=args.watch, approve=args.approve)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     with resources.as_file(resources.files("cockpit") / "examples" / "demo.toml") as path:
         crew = load_crew(path)
         return run_crew(crew, path, db_path(args), headless=args.headless, theme=args.theme,
-                        watch=False)
+                        watch=False, approve=args.approve)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -198,12 +234,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
                                       db_path(args), resume=found.state))
     return run_crew(found.crew, Path(found.crew_path or "crew.toml"), db_path(args),
                     headless=args.headless, theme=args.theme, watch=False, resume=found.state,
-                    only=found.only)
+                    only=found.only, approve=args.approve)
 
 
 def run_crew(crew: CrewConfig, crew_path: Path, db: Path, *, headless: bool,
              theme: str | None, watch: bool, resume: SessionState | None = None,
-             only: list[str] | None = None) -> int:
+             only: list[str] | None = None, approve: Policy = "ask") -> int:
     """Run a crew (or continue `resume`) headless or in the TUI, with the embedded engine up
     if the crew uses it."""
     with contextlib.ExitStack() as stack:
@@ -212,9 +248,9 @@ def run_crew(crew: CrewConfig, crew_path: Path, db: Path, *, headless: bool,
             hosts[EMBEDDED_HOST] = stack.enter_context(start_engine(PARALLEL)).url
         if headless:
             return run_async(run_headless(crew, crew_path, db, hosts=hosts, resume=resume,
-                                          only=only))
+                                          only=only, approve=approve))
         return run_tui(crew, crew_path, db, theme=theme, watch=watch, hosts=hosts,
-                       resume=resume, only=only)
+                       resume=resume, only=only, approve=approve)
 
 
 @contextlib.contextmanager
@@ -255,14 +291,16 @@ def cmd_engine(args: argparse.Namespace) -> int:
 
 def run_tui(crew: CrewConfig, crew_path: Path, db: Path, *, theme: str | None,
             watch: bool, hosts: dict[str, str] | None = None,
-            resume: SessionState | None = None, only: list[str] | None = None) -> int:
+            resume: SessionState | None = None, only: list[str] | None = None,
+            approve: Policy = "ask") -> int:
     """Open the cockpit. The app owns the session: it opens the log and closes it on exit."""
 
     def build() -> App[int]:
         from cockpit.ui.app import make_app
 
         return make_app(crew, db, crew_path=crew_path.resolve(), theme=theme,
-                        watch_themes=watch, hosts=hosts, resume=resume, resume_only=only)
+                        watch_themes=watch, hosts=hosts, resume=resume, resume_only=only,
+                        approve=approve)
 
     return run_app(build, "for pipes and scripts", EXIT_INTERRUPTED)
 
@@ -311,7 +349,8 @@ def run_async(main: Awaitable[int]) -> int:
 
 async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
                        stream: TextIO | None = None, hosts: dict[str, str] | None = None,
-                       resume: SessionState | None = None, only: list[str] | None = None) -> int:
+                       resume: SessionState | None = None, only: list[str] | None = None,
+                       approve: Policy = "ask") -> int:
     """Run the crew to its end with progress lines on `stream` (stderr).
 
     Nobody can resume a paused agent here, so when only paused agents are left the run ends,
@@ -328,7 +367,9 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
         printer = HeadlessPrinter(bus.subscribe(), out)
         printing = asyncio.create_task(printer.run(), name="cockpit headless printer")
         supervisor = Supervisor(crew, log, bus, crew_path=crew_path.resolve(), hosts=hosts,
-                                session=resume.session if resume else None)
+                                session=resume.session if resume else None, approve=approve,
+                                mcp_log=mcp_log_path(db))
+        printer.approve = approve
         verb = "resuming session" if resume else "session"
         print(f"cockpit: {verb} {supervisor.session}, log {db}", file=out, flush=True)
         if resume is not None:

@@ -19,7 +19,14 @@ from typing import TextIO
 
 from cockpit.core import events as ev
 from cockpit.core.bus import Subscription
-from cockpit.core.describe import describe, duration, host_name, wait_limit
+from cockpit.core.describe import (
+    call_line,
+    describe,
+    duration,
+    host_name,
+    result_line,
+    wait_limit,
+)
 from cockpit.core.state import AgentState, SessionState
 from cockpit.core.text import one_line
 
@@ -76,6 +83,10 @@ class HeadlessPrinter:
         """Per host, agents still in an outage whose end was already printed: their own
         `host_back` prints nothing."""
         self._width = 8
+        self.approve = "ask"
+        """The run's `--approve` policy: the reminders say how a waiting call can be decided."""
+        self._approvals_due: float | None = None
+        """When the next `still waiting for approval` lines print, while calls wait."""
 
     async def run(self) -> None:
         """Print until the bus closes."""
@@ -98,6 +109,7 @@ class HeadlessPrinter:
                     self._print(event, line)
             self._announce()
             self._still_waiting()
+            self._still_approving()
             self.stream.flush()
             if subscription.closed and not subscription.pending():
                 return
@@ -170,6 +182,11 @@ class HeadlessPrinter:
                 return f"board     {event.key} = {one_line(repr(event.value), 80)} (by {event.by})"
             case ev.SessionFinished():
                 return f"{event.outcome}\n" + self.summary()
+            case ev.ApprovalRequested():
+                return (f"approval  {event.call_id} waits: "
+                        f"{call_line(event.tool, event.arguments, 120)}")
+            case ev.ToolResult():
+                return result_line(event)
             case _ if event.notable:
                 return one_line(describe(event), 200)
         return None
@@ -259,7 +276,28 @@ class HeadlessPrinter:
                     f"{one_line(wait.reason, 160)} ({limit}{self._agents(wait)})")
 
     def _next_due(self) -> float | None:
-        return min((w.next_line for w in self.waits.values() if w.agents), default=None)
+        due = [w.next_line for w in self.waits.values() if w.agents]
+        if self.state.approvals:
+            if self._approvals_due is None:
+                self._approvals_due = self.clock() + self.still_every
+            due.append(self._approvals_due)
+        else:
+            self._approvals_due = None
+        return min(due, default=None)
+
+    def _still_approving(self) -> None:
+        """Every `still_every` while calls wait for a decision: what waits, and for how
+        long. Nobody may be watching: the line says how to unblock the night."""
+        now = self.clock()
+        if not self.state.approvals or self._approvals_due is None or now < self._approvals_due:
+            return
+        self._approvals_due = now + self.still_every
+        for pending in self.state.approvals.values():
+            self._write(now, pending.agent,
+                        f"still     waiting for approval of {pending.call_id}: "
+                        f"{call_line(pending.tool, pending.arguments, 100)} "
+                        f"({duration(now - pending.requested_at)}; Ctrl-C, then `cockpit resume` "
+                        "decides it in the TUI)")
 
     def _still_waiting(self) -> None:
         now = self.clock()

@@ -41,13 +41,21 @@ class Approvals:
     async def request(self, agent: str, call: Call) -> None:
         await self._supervisor.record(ev.ApprovalRequested, agent, call_id=call.call_id,
                                       tool=call.tool, arguments=call.arguments)
+        await self._apply_policy(call.call_id)
+
+    async def _apply_policy(self, call_id: str) -> None:
         if self.policy == "all":
-            await self.decide(call.call_id, "approved", by="policy")
+            await self.decide(call_id, "approved", by="policy")
         elif self.policy == "none":
-            await self.decide(call.call_id, "denied", by="policy",
+            await self.decide(call_id, "denied", by="policy",
                               reason="this run approves no calls (--approve none)")
 
     async def decided(self, call_id: str) -> None:
+        """Return once `call_id` is decided. A call asked before a crash and resumed under
+        `--approve all|none` is decided by this run's policy."""
+        if call_id not in self._supervisor.state.approvals:
+            return
+        await self._apply_policy(call_id)
         if call_id not in self._supervisor.state.approvals:
             return
         waiter = self._waiters.get(call_id)

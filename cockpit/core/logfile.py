@@ -64,3 +64,8 @@ class FileWatch:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def mcp_log_path(db: Path) -> Path:
+    """Where a crew's MCP servers' stderr goes: beside the log, never on the terminal."""
+    return db.with_name(db.name + ".mcp.log")

@@ -21,6 +21,11 @@ class Outcome:
     error: bool = False
 
 
+class ToolsUnavailable(Exception):  # noqa: N818 - what the user reads: "tools unavailable"
+    """The crew's tools cannot be provided (an MCP server that will not start): the run
+    cannot begin, and the message names the server and why."""
+
+
 class ToolError(Exception):
     """Raised inside a tool for a failure the model should read: the message is the result."""
 

@@ -30,7 +30,7 @@ from mcp.shared.exceptions import McpError as SdkError
 from mcp.shared.message import SessionMessage
 
 from cockpit.core.spec import McpServer
-from cockpit.core.tools.base import Outcome, Tool
+from cockpit.core.tools.base import Outcome, Tool, ToolsUnavailable
 
 INIT_TIMEOUT = 10.0
 """Seconds a server has to answer `initialize`: without a bound a silent server hangs (H.4)."""
@@ -46,7 +46,7 @@ OnRestart = Callable[[str, str], None]
 """Called with a server's name and why it is being restarted."""
 
 
-class McpStartError(RuntimeError):
+class McpStartError(ToolsUnavailable):
     """A server did not start; the message names it and the cause, on one line."""
 
 
