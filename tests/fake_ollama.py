@@ -487,6 +487,8 @@ def scripts_from_args(argv: list[str] | None = None) -> tuple[argparse.Namespace
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--script", type=Path, help='JSON {"model": {ModelScript fields}}')
+    p.add_argument("--scenario", choices=("research",), help="a scripted crew that calls "
+                   "tools (tests/scenarios.py), for each of --models")
     p.add_argument("--tokens", type=int, help='each model streams N tokens "tok0 ", "tok1 ", ...')
     p.add_argument("--models", default=None, help="comma-separated model names (default m1)")
     p.add_argument("--delay", type=float, default=0.0)
@@ -523,6 +525,11 @@ def scripts_from_args(argv: list[str] | None = None) -> tuple[argparse.Namespace
     base: dict[str, Any] = {"delay": args.delay}
     if args.tokens is not None:
         base["tokens"] = [f"tok{i} " for i in range(args.tokens)]
+    if args.scenario:
+        from tests.scenarios import SCENARIOS
+
+        base.setdefault("delay", 0.0)
+        base["turn"] = SCENARIOS[args.scenario]
     names = args.models.split(",") if args.models else ([] if args.script else ["m1"])
     scripts = {n.strip(): ModelScript(**base) for n in names if n.strip()}
     if args.script:
