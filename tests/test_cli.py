@@ -41,7 +41,8 @@ def cockpit(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 def test_core_does_not_import_textual() -> None:
     """In a fresh interpreter, the whole engine loads without textual or the UI package."""
-    modules = [f"cockpit.core.{p.stem}" for p in CORE.glob("*.py")] + ["cockpit.headless"]
+    modules = [f"cockpit.core.{'.'.join(p.relative_to(CORE).with_suffix('').parts)}"
+               for p in CORE.rglob("*.py") if p.stem != "__init__"] + ["cockpit.headless"]
     code = (f"import sys, importlib; [importlib.import_module(m) for m in {modules!r}]; "
             "print([m for m in ('textual', 'cockpit.ui') if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -52,7 +53,7 @@ def test_core_does_not_import_textual() -> None:
 def test_core_source_never_imports_textual_or_rich() -> None:
     """rich may arrive through httpx's optional CLI, but core's own code never uses it."""
     offenders = []
-    for path in CORE.glob("*.py"):
+    for path in CORE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])

@@ -41,3 +41,17 @@ async def test_the_research_example_runs_with_every_write_decided(db: Path) -> N
     checks = [e.passed for e in logged if isinstance(e, ev.OutputChecked)]
     assert checks == [False, True]
     assert state.board["outputs.reviewer"].value["verdict"] == "accept"
+
+    import io
+
+    from cockpit.core.eventlog import EventLog
+    from cockpit.core.report import write_report
+
+    out = io.StringIO()
+    async with EventLog.open(db, create=False) as log:
+        await write_report(log, state.session, out)
+    report = out.getvalue()
+    assert "### reviewer\n\nOutput (verified: it passed its checks)" in report
+    assert "### writer\n\nOutput (not verified: it has no checks)" in report
+    assert "| writer | 3 | 1 | 0 |" in report  # calls, messages sent, wake-ups
+    assert "denied by person (researcher.3.1): two findings are enough" in report

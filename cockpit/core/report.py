@@ -49,6 +49,7 @@ async def write_report(log: EventLog, session: str, out: TextIO) -> SessionState
     hosts: dict[str, dict[str, None]] = {}
     """Per agent, the hosts its requests went to, in the order first used."""
     stuck: list[float] = []
+    sent: dict[str, int] = {}
     async for event in log.iter_events(session):
         state.apply(event)
         if event.notable:
@@ -60,6 +61,8 @@ async def write_report(log: EventLog, session: str, out: TextIO) -> SessionState
             hosts.setdefault(event.agent, {})[event.host] = None
         if isinstance(event, ev.LogRecovered):
             stuck.append(event.stuck_for)
+        if isinstance(event, ev.MessageSent):
+            sent[event.from_] = sent.get(event.from_, 0) + 1
 
     start = state.started_at or 0.0
     end = state.ended_at or state.last_ts or start
@@ -99,9 +102,18 @@ async def write_report(log: EventLog, session: str, out: TextIO) -> SessionState
             out.write("No output.\n")
             continue
         label = "Output" if agent.output is not None else "Output so far (cut off)"
-        out.write(f"{label}, first lines:\n\n")
+        checked = {True: " (verified: it passed its checks)",
+                   False: " (not verified: it failed its checks)",
+                   None: " (not verified: it has no checks)"}[agent.verified]
+        out.write(f"{label}{checked}, first lines:\n\n")
         for line in lines:
             out.write(f"> {one_line(line, 200)}\n")
+
+    if state.agents and any(a.tool_calls for a in state.agents.values()):
+        out.write("\n## Tools\n\n| agent | calls | messages sent | wake-ups |\n|---|---|---|---|\n")
+        for agent in state.agents.values():
+            out.write(f"| {agent.name} | {agent.tool_calls} | {sent.get(agent.name, 0)} | "
+                      f"{agent.wakeups} |\n")
 
     out.write("\n## Timeline\n\n| time | +elapsed | agent | event |\n|---|---|---|---|\n")
     for event in timeline:
