@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cockpit.core.model_names import canonical
-from cockpit.embedded import embed, generation
+from cockpit.embedded import embed, generation, openai
 from cockpit.embedded.backend import Backend, BackendError, Generation, ModelEntry
 from cockpit.embedded.http1 import JSON, TEXT, Connection, HttpServer, Reply, RequestRecord, Stream
 from cockpit.embedded.slots import Slots
@@ -22,7 +22,9 @@ from cockpit.embedded.wire import dumps, error, keep_alive_s, rfc3339
 OLLAMA_VERSION = "0.5.1"
 _ROUTES = {"/": ("GET", "HEAD"), "/api/version": ("GET", "HEAD"), "/api/tags": ("GET", "HEAD"),
            "/api/ps": ("GET",), "/api/chat": ("POST",), "/api/generate": ("POST",),
-           "/api/show": ("POST",), "/api/embed": ("POST",)}
+           "/api/show": ("POST",), "/api/embed": ("POST",),
+           "/v1/chat/completions": ("POST",), "/v1/embeddings": ("POST",),
+           "/v1/models": ("GET",), "/v1/models/:model": ("GET",)}
 
 
 class OllamaServer(HttpServer):
@@ -34,7 +36,9 @@ class OllamaServer(HttpServer):
         super().__init__(host=host, port=port, on_request=on_request)
         self.backend = backend
         self.slots = Slots(parallel, max_queue)
-        self.created_at = rfc3339()
+        started = time.time_ns()
+        self.created_at = rfc3339(started)  # every model's modified_at
+        self.created_s = started // 1_000_000_000
         self._loaded: dict[str, tuple[ModelEntry, float]] = {}
         self._admitted = 0
 
@@ -47,10 +51,14 @@ class OllamaServer(HttpServer):
 
     async def _route(self, conn: Connection, rec: RequestRecord, method: str, path: str,
                      body: dict[str, Any], bad_json: str | None) -> Reply:
-        if path not in _ROUTES:
+        one = path.startswith("/v1/models/") and path.count("/") == 3 and path[11:] != ""
+        key = "/v1/models/:model" if one else path
+        if key not in _ROUTES:
             return 404, TEXT, b"404 page not found"
-        if method not in _ROUTES[path]:
+        if method not in _ROUTES[key]:
             return 405, TEXT, b"405 method not allowed"
+        if path.startswith("/v1/"):
+            return await openai.route(self, conn, rec, path, body, bad_json)
         if path == "/":
             return 200, TEXT, b"Ollama is running"
         if path == "/api/version":

@@ -58,3 +58,8 @@ def qualified(name: str) -> str:
     parts = canonical(name).split("/")
     defaults = ["registry.ollama.ai", "library"]
     return "/".join(defaults[: max(0, 3 - len(parts))] + parts)
+
+
+def namespace(name: str) -> str:
+    """The namespace part of a model name ("library" unless it says otherwise)."""
+    return qualified(name).split("/")[-2]
