@@ -160,3 +160,59 @@ def test_render_template_never_substitutes_an_empty_string() -> None:
     assert render_template("a {{x}} {{ y }}", {"x": "1", "y": [2]}) == "a 1 [2]"
     with pytest.raises(KeyError):
         render_template("{{missing}}", {})
+
+
+ACTING = """\
+name = "acting"
+model = "m"
+approve = ["board_write", "files.*"]
+
+[[mcp]]
+name = "files"
+command = "files-server"
+
+[[agents]]
+name = "a"
+task = "t"
+tools = ["board", "mcp:files"]
+"""
+
+
+def test_the_keys_of_agents_that_act_resolve_per_agent() -> None:
+    crew = parse_crew(ACTING + 'max_turns = 4\napproval_timeout = 60\nformat = "json"\n'
+                      'checks = { min_length = 3, json = true }\n')
+    spec = crew.spec("a")
+    assert spec.tools == ["board", "mcp:files"] and spec.approve == ["board_write", "files.*"]
+    assert (spec.max_turns, spec.approval_timeout, spec.format) == (4, 60, "json")
+    assert spec.checks is not None and spec.checks.json_ and spec.checks.min_length == 3
+    assert spec.max_wakeups == 5 and spec.check_retries == 1  # the crew's defaults
+    # The logged crew (model_dump) validates again, as resume and replay need.
+    type(crew).model_validate(crew.model_dump(mode="json"))
+
+
+@pytest.mark.parametrize(("extra", "field", "message"), [
+    ('max_wakeups = -1', "agents[0] (a).max_wakeups", "greater than or equal to 0"),
+    ('format = { type = "object", required = 3 }', "agents[0] (a).format",
+     "not a valid JSON schema"),
+    ('checks = { matches = "(" }', "agents[0] (a).checks.matches", "not a regular expression"),
+])
+def test_acting_mistakes_name_line_and_field(extra: str, field: str, message: str) -> None:
+    [(line, where, text)] = problems(ACTING + extra + "\n")
+    assert line == 13 and where == field and message in text
+
+
+def test_an_unknown_tool_names_its_line() -> None:
+    [(line, where, text)] = problems(ACTING.replace('"mcp:files"', '"web"'))
+    assert (line, where) == (12, "agents[0] (a).tools") and "unknown tool 'web'" in text
+
+
+def test_a_tool_of_a_server_that_is_not_declared_is_an_error() -> None:
+    [(line, where, text)] = problems(ACTING.replace('"mcp:files"', '"git.log"'))
+    assert where == "agents[0] (a).tools" and "no [[mcp]] server named 'git'" in text
+    assert line == 12
+
+
+def test_an_mcp_server_needs_exactly_one_transport() -> None:
+    [(line, where, text)] = problems(ACTING.replace('command = "files-server"',
+                                                    'command = "x"\nurl = "http://h/mcp"'))
+    assert where == "mcp[0]" and "exactly one" in text and line == 5

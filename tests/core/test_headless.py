@@ -180,3 +180,34 @@ async def test_retries_name_their_host_and_reasons_are_one_clean_line(printed: P
     text = printed.out.getvalue()
     assert "\x1b" not in text and "\x07" not in text
     assert "for Ollama at evil:1: x y (up to 1 s)" in text
+
+
+async def test_a_call_waiting_for_approval_is_printed_then_reminded_each_minute() -> None:
+    now = [1_800_000_000.0]
+    bus = EventBus()
+    out = io.StringIO()
+    printer = HeadlessPrinter(bus.subscribe(), out, clock=lambda: now[0])
+    printer.still_every = 0.02
+    running = asyncio.create_task(printer.run())
+    feed = Printed(bus, printer, out)
+    try:
+        config = {"name": "crew", "model": "m1", "host": HOST, "agents": [{"name": "a"}]}
+        feed.emit(ev.SessionStarted, None, crew="crew", config=config, pid=1, version="0",
+                  ts=now[0])
+        feed.emit(ev.AgentStarted, "a", model="m1", host=HOST, messages=[], ts=now[0])
+        feed.emit(ev.MessageCompleted, "a", content="", ts=now[0], tool_calls=[
+            {"id": "a.1.1", "function": {"name": "board_write",
+                                         "arguments": {"key": "k", "value": "\x1b]52;c;x\x07"}}}])
+        feed.emit(ev.ApprovalRequested, "a", call_id="a.1.1", tool="board_write",
+                  arguments={"key": "k", "value": "\x1b]52;c;x\x07"}, ts=now[0])
+        await feed.printed("approval  a.1.1 waits: board_write")
+        now[0] += 120
+        await feed.printed("still     waiting for approval of a.1.1: board_write key=\"k\"")
+        assert "(2 min;" in feed.with_text("still     waiting for approval")[0]
+        feed.emit(ev.ApprovalDecided, "a", call_id="a.1.1", decision="approved", ts=now[0])
+        await feed.printed("approved by person (a.1.1)")
+        assert printer._next_due() is None  # nothing waits: no more reminders
+    finally:
+        bus.close()
+        await asyncio.wait_for(running, 5)
+    assert "\x1b" not in out.getvalue() and "\x07" not in out.getvalue()
