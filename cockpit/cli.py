@@ -181,6 +181,10 @@ async def _mcp_tools(crew: CrewConfig) -> str:
 
     lines = []
     async with McpHub(list(crew.mcp)) as hub:
+        for agent in crew.agents:  # each NAME.TOOL names a tool its server has
+            for ref in agent.tools:
+                if ref not in ("board", "messages"):
+                    hub.tools(ref)
         for server in crew.mcp:
             tools = hub.tools(f"mcp:{server.name}")
             lines.append(f"  mcp {server.name}: {len(tools)} tools")

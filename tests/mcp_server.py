@@ -38,8 +38,11 @@ def fail(message: str = "boom") -> str:
 
 
 @mcp.tool()
-async def slow(seconds: float) -> str:
-    """Sleep (async, so the server keeps answering other calls), then answer."""
+async def slow(seconds: float, started: str | None = None) -> str:
+    """Sleep (async, so the server keeps answering other calls), then answer. `started`: a
+    file created when the call begins, so a test knows the tool is running."""
+    if started:
+        open(started, "w").close()
     await anyio.sleep(seconds)
     return f"slept {seconds}"
 

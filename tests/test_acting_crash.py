@@ -143,3 +143,9 @@ def test_check_lists_each_mcp_servers_tools_and_a_broken_server_exits_2(
     assert run.returncode == 2
     assert "mcp server 't'" in run.stderr and "no-such-command-xyz" in run.stderr
     assert "Traceback" not in run.stderr
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text(SLOW.replace('"t.slow"', '"t.nope"'))
+    for args in (("check", str(unknown)), ("run", str(unknown), "--headless", "--db", str(db))):
+        done = cockpit(*args)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "mcp server 't' has no tool 'nope'" in done.stderr

@@ -41,9 +41,9 @@ class Approvals:
     async def request(self, agent: str, call: Call) -> None:
         await self._supervisor.record(ev.ApprovalRequested, agent, call_id=call.call_id,
                                       tool=call.tool, arguments=call.arguments)
-        await self._apply_policy(call.call_id)
+        await self.apply_policy(call.call_id)
 
-    async def _apply_policy(self, call_id: str) -> None:
+    async def apply_policy(self, call_id: str) -> None:
         if self.policy == "all":
             await self.decide(call_id, "approved", by="policy")
         elif self.policy == "none":
@@ -55,7 +55,7 @@ class Approvals:
         `--approve all|none` is decided by this run's policy."""
         if call_id not in self._supervisor.state.approvals:
             return
-        await self._apply_policy(call_id)
+        await self.apply_policy(call_id)
         if call_id not in self._supervisor.state.approvals:
             return
         waiter = self._waiters.get(call_id)
@@ -123,9 +123,11 @@ class AgentCrew:
                     f"refused: {key!r} is at version {version}{who}, not {expected_version}: "
                     f"it changed since you read it. board_read it again, then write with "
                     f"expected_version {version}.")
-        await self._supervisor.record(ev.StateSet, self._name, key=key, value=value,
-                                      by=self._name, tool="board_write")
-        return board[key].version
+        self._supervisor.emit(ev.StateSet, self._name, key=key, value=value, by=self._name,
+                              tool="board_write")
+        version = board[key].version  # now: another write may land during the commit
+        await self._supervisor.commit()
+        return version
 
     async def send(self, to: str, text: str) -> str:
         return await self._supervisor.send_message(self._name, to, text)
@@ -191,6 +193,10 @@ class Port:
     def requested_at(self, call_id: str) -> float | None:
         pending = self._supervisor.state.approvals.get(call_id)
         return pending.requested_at if pending is not None else None
+
+    async def apply_policy(self, call_id: str) -> None:
+        if call_id in self._supervisor.state.approvals:
+            await self._supervisor.approvals.apply_policy(call_id)
 
     async def decided(self, call_id: str) -> None:
         await self._supervisor.approvals.decided(call_id)

@@ -19,5 +19,7 @@ class Command:
     kind: Literal["pause", "resume", "redirect", "stop"]
     instruction: str = ""
     by: str = "person"
+    gentle: bool = False
+    """Let a running tool call finish first (the log's pause: tools do not fill memory)."""
     done: asyncio.Future[None] | None = None
     """Set by the runner; resolved once the command's event is committed."""

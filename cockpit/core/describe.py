@@ -82,6 +82,8 @@ def intervention(event: ev.BaseEvent) -> str | None:
         case ev.WakeRefused():
             return (f"not woken by {event.by}'s message: it has used its {event.limit} "
                     "wake-ups (max_wakeups)")
+        case ev.ToolServerRestarted():
+            return f"mcp server {event.server!r} restarted: {event.reason}"
         case ev.OutputChecked() if not event.passed:
             return f"output failed its checks: {'; '.join(event.failures)}"
     return None
@@ -97,7 +99,7 @@ def result_line(event: ev.ToolResult) -> str:
     """`⚙ board_write ✓ 12 ms` (or ✗ with the error's start)."""
     mark = "✗" if event.error else "✓"
     tail = f": {one_line(event.content, 60)}" if event.error else ""
-    return f"⚙ {event.tool} {mark} {event.duration_ms:.0f} ms{tail}"
+    return f"⚙ {one_line(event.tool, 60)} {mark} {event.duration_ms:.0f} ms{tail}"
 
 
 def describe(event: ev.BaseEvent) -> str:

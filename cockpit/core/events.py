@@ -290,6 +290,17 @@ class WakeRefused(BaseEvent):
     limit: int
 
 
+class ToolServerRestarted(BaseEvent):
+    """An MCP server died (noticed through a call, which returned an error to the model) and
+    is being started again."""
+
+    type: Literal["tool_server_restarted"] = "tool_server_restarted"
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "failure"
+    server: str
+    reason: str
+
+
 class OutputChecked(BaseEvent):
     """The verdict on a final answer (its `format` and `checks`). A failure sends the model a
     correction turn naming what failed, up to `check_retries`, then fails the agent."""
@@ -417,6 +428,7 @@ Event = Annotated[
     | AgentWoken
     | WakeRefused
     | OutputChecked
+    | ToolServerRestarted
     | Retrying
     | Stalled
     | HostWaiting

@@ -66,6 +66,10 @@ class AgentPort(Protocol):
         """When the log says approval of `call_id` was asked, if it waits."""
         ...
 
+    async def apply_policy(self, call_id: str) -> None:
+        """Decide a waiting call by the run's `--approve all|none`, if that is the policy."""
+        ...
+
     async def decided(self, call_id: str) -> None:
         """Return once `call_id` has a decision (at once if it has one already)."""
         ...

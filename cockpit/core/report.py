@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from cockpit.core import events as ev
 from cockpit.core.describe import describe, host_name
@@ -102,9 +102,13 @@ async def write_report(log: EventLog, session: str, out: TextIO) -> SessionState
             out.write("No output.\n")
             continue
         label = "Output" if agent.output is not None else "Output so far (cut off)"
-        checked = {True: " (verified: it passed its checks)",
-                   False: " (not verified: it failed its checks)",
-                   None: " (not verified: it has no checks)"}[agent.verified]
+        config: dict[str, Any] = next(
+            (a for a in state.config.get("agents", []) if a["name"] == agent.name), {})
+        unchecked = (" (not verified: it has no checks)" if not (config.get("format")
+                     or config.get("checks")) else " (not verified: it did not reach its checks)")
+        checked = (unchecked if agent.verified is None else
+                   " (verified: it passed its checks)" if agent.verified else
+                   " (not verified: it failed its checks)")
         out.write(f"{label}{checked}, first lines:\n\n")
         for line in lines:
             out.write(f"> {one_line(line, 200)}\n")

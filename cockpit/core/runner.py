@@ -126,6 +126,12 @@ class Runner:
         self.host_wait = spec.host_wait
         self.backoff = spec.backoff
         self._schemas = [tool.schema() for tool in port.tools.values()]
+        self._began = port.now()
+        self._alive = False
+        """The loop runs: a command that arrives between its steps waits for the next one."""
+        self._tool_running = False
+        self._unstarted: set[str] = set()
+        """Calls logged as running whose start a command cut off before the tool ran."""
         self._attempt_task: asyncio.Task[Any] | None = None
         self._received = False
         """Whether the current attempt has had a chunk: a drop after one is a broken reply,
@@ -160,9 +166,10 @@ class Runner:
             raise CommandError(f"{self.name} is already handling a {self._command.kind}")
         elif self._attempt_task is not None and not self._attempt_task.done():
             self._command = command
-            self._attempt_task.cancel()
-        elif self._applying:
-            self._command = command  # the loop takes it before the next request starts
+            if not (command.gentle and self._tool_running):
+                self._attempt_task.cancel()  # else the tool step stops after this call
+        elif self._applying or self._alive:
+            self._command = command  # the loop takes it before its next step
         else:
             raise CommandError(f"{self.name} is {self.agent.status}")
         await command.done
@@ -180,6 +187,19 @@ class Runner:
         loop = asyncio.get_running_loop()
         if paused:
             self._command = Command("pause", by=self.agent.paused_by or "person")
+        self._alive = True
+        try:
+            await self._loop(paused, failures, delay, loop)
+        finally:
+            self._alive = False
+            if self._command is not None:  # queued as the agent ended: say why it did not apply
+                command, self._command = self._command, None
+                if command.done is not None and not command.done.done():
+                    command.done.set_exception(
+                        CommandError(f"{self.name} is {self.agent.status}"))
+
+    async def _loop(self, paused: bool, failures: int, delay: float,
+                    loop: asyncio.AbstractEventLoop) -> None:
         while True:
             if self._command is not None:
                 command, self._command = self._command, None
@@ -206,8 +226,11 @@ class Runner:
                 finally:
                     self._attempt_task = None
                 continue
-            if self.agent.inbox and not self.agent.partial_parts:
-                await self.port.record(ev.MessageDelivered, count=len(self.agent.inbox))
+            agent = self.agent
+            if agent.inbox and not agent.partial_parts and not agent.thinking_parts:
+                await self.port.record(ev.MessageDelivered, count=len(agent.inbox))
+                if self._command is not None:
+                    continue  # a command came while the delivery was written
             self._received = False
             self._attempt_task = asyncio.create_task(
                 self._attempt(delay), name=f"cockpit {self.name} request"
@@ -359,8 +382,10 @@ class Runner:
         a pause that cut it off) and runs again only if its tool is repeatable; a call that
         waits for approval is not asked again."""
         for call in list(self.agent.calls):
+            if self._command is not None:
+                return
             tool = self.port.tools.get(call.tool)
-            rerun = call.running
+            rerun = call.running and call.call_id not in self._unstarted
             if rerun and (tool is None or not tool.repeatable):
                 await self._result(call, "the call was interrupted before it returned, and it "
                                    "was not retried: it may or may not have taken effect", True)
@@ -378,10 +403,17 @@ class Runner:
                 reason = call.reason or "no reason given"
                 await self._result(call, f"the call was denied and did not run: {reason}", True)
                 continue
-            await self.port.record(ev.ToolCalled, call_id=call.call_id, tool=call.tool,
-                                   arguments=call.arguments, turn=call.turn, rerun=rerun)
+            self._unstarted.discard(call.call_id)
+            self._emit(ev.ToolCalled, call_id=call.call_id, tool=call.tool,
+                       arguments=call.arguments, turn=call.turn, rerun=rerun)
+            try:
+                await self.port.commit()  # on disk before it runs: it may have run
+            except asyncio.CancelledError:
+                self._unstarted.add(call.call_id)  # it did not: run it when the agent goes on
+                raise
             clock = asyncio.get_running_loop().time
             began = clock()
+            self._tool_running = True
             try:
                 outcome = await tool.call(call.arguments)
             except asyncio.CancelledError:
@@ -392,8 +424,12 @@ class Runner:
                                "it may or may not have taken effect", error=True,
                                duration_ms=round((clock() - began) * 1000, 1))
                 raise
+            finally:
+                self._tool_running = False
             await self._result(call, outcome.content, outcome.error,
                                duration_ms=(clock() - began) * 1000)
+            if self._command is not None:
+                return  # a gentle pause waited for this call; the loop applies it now
 
     def _gated(self, tool: str) -> bool:
         return any(fnmatch.fnmatchcase(tool, pattern) for pattern in self.spec.approve)
@@ -401,12 +437,17 @@ class Runner:
     async def _await_decision(self, call: Call) -> None:
         """Wait for the decision; past `approval_timeout` (counted from the request, which
         the log dates, so a resume does not restart the clock) deny the call."""
+        await self.port.apply_policy(call.call_id)
         timeout = self.spec.approval_timeout
+        if call.approval != "pending":
+            return
         if timeout is None:
             await self.port.decided(call.call_id)
             return
-        requested = self.port.requested_at(call.call_id)
-        left = timeout - (self.port.now() - requested) if requested is not None else timeout
+        # Counted from the request, or from this run's start if the call was asked before a
+        # crash: time with nobody able to answer does not count.
+        since = max(self.port.requested_at(call.call_id) or self._began, self._began)
+        left = timeout - (self.port.now() - since)
         try:
             await asyncio.wait_for(self.port.decided(call.call_id), max(left, 0.0))
         except TimeoutError:

@@ -341,7 +341,7 @@ def _resumed(state: SessionState, event: ev.AgentResumed) -> None:
             if call.approval == "pending":
                 state.approvals[call.call_id] = PendingApproval(
                     call.call_id, agent.name, call.tool, call.arguments, event.ts)
-    agent.status, agent.paused_by = AgentStatus.QUEUED, None
+    agent.status, agent.paused_by = _between_turns(agent), None
     agent.interventions += event.by != "log"
 
 
@@ -397,6 +397,17 @@ def _stopped(state: SessionState, event: ev.AgentStopped) -> None:
     _drop_approvals(state, agent.name)
     if event.by != "supervisor":
         agent.interventions += 1
+
+
+def _between_turns(agent: AgentState) -> AgentStatus:
+    """The status of an agent that goes on: its calls, if its last turn made some."""
+    if any(call.approval == "pending" for call in agent.calls):
+        return AgentStatus.AWAITING_APPROVAL
+    return AgentStatus.CALLING if agent.calls else AgentStatus.QUEUED
+
+
+def _noted(state: SessionState, event: ev.BaseEvent) -> None:
+    """Events that change nothing in the state; views word them (`describe`)."""
 
 
 def _drop_approvals(state: SessionState, agent: str) -> None:
@@ -500,12 +511,13 @@ def _message_delivered(state: SessionState, event: ev.MessageDelivered) -> None:
     delivered, agent.inbox = agent.inbox[:event.count], agent.inbox[event.count:]
     for sender, text in delivered:
         agent.messages.append({"role": "user", "content": message_text(sender, text)})
-    agent.tool_turns = agent.check_failures = 0
+    # tool_turns goes on: two agents messaging each other every turn still meet max_turns
 
 
 def _woken(state: SessionState, event: ev.AgentWoken) -> None:
     agent = state.agent(event)
     agent.status, agent.ended_at, agent.wakeups = AgentStatus.QUEUED, None, event.wakeups
+    agent.tool_turns = agent.check_failures = 0
     state.ended_at = state.outcome = None
 
 
@@ -550,6 +562,7 @@ _HANDLERS: dict[str, Callable[..., None]] = {
     "agent_woken": _woken,
     "wake_refused": _wake_refused,
     "output_checked": _output_checked,
+    "tool_server_restarted": _noted,
     "retrying": _retrying,
     "stalled": _stalled,
     "agent_failed": _failed,

@@ -207,6 +207,10 @@ class Supervisor:
                 self._ended[name].clear()
             else:
                 self._ended[name].set()
+        for name, agent in state.agents.items():  # a crash came between message and wake
+            if agent.status is AgentStatus.FINISHED and agent.inbox and (
+                    only is None or name in only):
+                self._wake_if_idle(name)
         for name in continuing:
             agent = state.agents[name]
             if agent.status is AgentStatus.FAILED and agent.started_at is not None:
@@ -231,6 +235,8 @@ class Supervisor:
 
     def _blocked(self, name: str) -> bool:
         agent = self.state.agents[name]
+        if agent.status is AgentStatus.FINISHED and agent.inbox and name not in self._held:
+            return False  # about to wake
         if agent.status.ended or name in self._held:
             return True
         if agent.status is AgentStatus.PAUSED:
@@ -319,7 +325,8 @@ class Supervisor:
 
     def _launch(self, name: str, *, fresh: bool = True, paused: bool = False,
                 woken_by: str | None = None) -> None:
-        self._ended[name].clear()
+        if woken_by is None:  # a woken agent has ended once: its dependents may start
+            self._ended[name].clear()
         self._held.discard(name)
         task = asyncio.create_task(self._drive(name, fresh, paused, woken_by),
                                    name=f"cockpit agent {name}")
@@ -333,18 +340,19 @@ class Supervisor:
 
     async def _drive(self, name: str, fresh: bool, paused: bool = False,
                      woken_by: str | None = None) -> None:
-        """Wait for the agent's dependencies, then run it to its end (and again each time a
-        message wakes it, within `max_wakeups`)."""
+        """Wait for the agent's dependencies, then run it to its end, and again each time a
+        message wakes it (within `max_wakeups`). A woken agent had started long ago: its
+        dependencies are not waited for again."""
         config = self.crew.agent(name)
-        for dependency in config.after:
-            await self._ended[dependency].wait()
-        unfinished = [d for d in config.after
-                      if self.state.agents[d].status is not AgentStatus.FINISHED]
-        if unfinished:
-            status = self.state.agents[unfinished[0]].status
-            await self.record(ev.AgentFailed, name,
-                              error=f"not started: dependency {unfinished[0]!r} {status}")
-            return
+        if woken_by is None:
+            for dependency in config.after:
+                await self._ended[dependency].wait()
+            unfinished = [d for d in config.after if not self._answered(d)]
+            if unfinished:
+                status = self.state.agents[unfinished[0]].status
+                await self.record(ev.AgentFailed, name,
+                                  error=f"not started: dependency {unfinished[0]!r} {status}")
+                return
         if fresh and woken_by is None:
             try:
                 messages = self._opening(name)
@@ -358,14 +366,19 @@ class Supervisor:
                               options=dict(config.options))
         runner = Runner(Port(self, name), self.crew.spec(name))
         self._runners[name] = runner
-        if woken_by is not None and not await self._wake(name, woken_by):
-            return
-        await runner.run(paused=paused)
-        while (inbox := self.state.agents[name].inbox) and \
-                self.state.agents[name].status is AgentStatus.FINISHED:
-            if not await self._wake(name, inbox[0][0]):  # a message came as it finished
-                return
-            await runner.run()
+        if woken_by is None:
+            await runner.run(paused=paused)
+        # Messages that came as it finished, or while a wake-up was being logged, are read
+        # here: the check is made each time the agent is finished, so none is stranded.
+        while (agent := self.state.agents[name]).inbox and agent.status is AgentStatus.FINISHED:
+            if await self._wake(name, agent.inbox[0][0]):
+                await runner.run()
+
+    def _answered(self, name: str) -> bool:
+        """`name` finished (its output is on the board), even if a message woke it since."""
+        agent = self.state.agents[name]
+        return agent.status is AgentStatus.FINISHED or (
+            agent.output is not None and not agent.status.ended)
 
     # -- the log's health ------------------------------------------------------------------------
 
@@ -434,7 +447,7 @@ class Supervisor:
     async def pause(self, name: str, by: str = "person") -> None:
         """Close the agent's stream (Ollama stops generating); the partial reply is kept."""
         self._check(name, RUNNING, "pause")
-        await self._send(name, Command("pause", by=by))
+        await self._send(name, Command("pause", by=by, gentle=by in SYSTEM_PAUSERS))
 
     async def resume(self, name: str, by: str = "person") -> None:
         """Re-send the conversation with the partial reply last; Ollama continues it."""
@@ -505,7 +518,8 @@ class Supervisor:
         if self.crew.mcp and self.mcp is None:
             from cockpit.core.tools.mcp import McpHub
 
-            hub = McpHub(list(self.crew.mcp), errlog=self.mcp_log)
+            hub = McpHub(list(self.crew.mcp), errlog=self.mcp_log,
+                         on_restart=self._tool_server_restarted)
             await hub.start()
             self.mcp = hub
             try:
@@ -518,6 +532,9 @@ class Supervisor:
                 self.mcp = None
                 raise
 
+    def _tool_server_restarted(self, server: str, reason: str) -> None:
+        self.emit(ev.ToolServerRestarted, None, server=server, reason=reason)
+
     async def send_message(self, sender: str, to: str, text: str) -> str:
         """Log a message from `sender` to `to`; what the sender is told. A finished target
         wakes (within its `max_wakeups`); one that has not started reads it in its opening."""
@@ -529,11 +546,19 @@ class Supervisor:
             raise ToolError("you cannot send a message to yourself")
         target = self.state.agents[to]
         note = delivery_note(target)
-        await self.record(ev.MessageSent, sender, to=to, text=text, **{"from": sender})
-        driver = self._drivers.get(to)
-        if target.status is AgentStatus.FINISHED and (driver is None or driver.done()):
-            self._launch(to, fresh=False, woken_by=sender)
+        self.emit(ev.MessageSent, sender, to=to, text=text, **{"from": sender})
+        self._wake_if_idle(to)  # now, not after the commit: a command may cut that wait off
+        await self.commit()
         return note
+
+    def _wake_if_idle(self, name: str) -> None:
+        """A finished agent with messages waiting and no driver gets one that wakes it (one
+        with a driver reads them when that driver sees it finished)."""
+        agent = self.state.agents[name]
+        driver = self._drivers.get(name)
+        if agent.status is AgentStatus.FINISHED and agent.inbox and (
+                driver is None or driver.done()):
+            self._launch(name, fresh=False, woken_by=agent.inbox[0][0])
 
     async def _wake(self, name: str, by: str) -> bool:
         """Wake a finished agent for the messages waiting for it, or log why not."""
@@ -542,7 +567,6 @@ class Supervisor:
         if agent.wakeups >= limit:
             await self.record(ev.WakeRefused, name, by=by, limit=limit)
             return False
-        self._ended[name].clear()
         reopening = self.state.outcome is not None
         await self.record(ev.AgentWoken, name, by=by, wakeups=agent.wakeups + 1)
         if reopening:

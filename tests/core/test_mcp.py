@@ -144,9 +144,10 @@ async def test_a_server_killed_while_idle_is_restarted(hub: McpHub) -> None:
     os.kill(pid, signal.SIGKILL)
     await wait_until(lambda: not alive(pid), what="the server killed")
     content, error = await call(hub, "t.add", a=1, b=1)
-    assert error and content == (
-        "mcp server 't' had stopped before the call (its connection was already closed); "
-        "it is being restarted; the call was not run, so it is safe to repeat")
+    # Whether the SDK noticed the closed pipe before the call depends on timing.
+    assert error and ("had stopped before the call" in content
+                      or "crashed during the call" in content), content
+    assert "it is being restarted" in content
     assert await call(hub, "t.add", a=1, b=1) == ("2", False)
 
 
@@ -179,9 +180,10 @@ async def test_start_failures_name_the_server(server: McpServer, message: str) -
 async def test_a_silent_server_fails_initialize_and_the_others_stop(tmp_path: Path) -> None:
     silent = McpServer(name="mute", command=sys.executable,
                        args=["-c", "import time; time.sleep(600)"])
-    hub = McpHub([stdio("good"), silent], tmp_path / "mcp.log", init_timeout=1)
+    # Long enough for the good server to start on a loaded machine; the silent one never does.
+    hub = McpHub([stdio("good"), silent], tmp_path / "mcp.log", init_timeout=10)
     with pytest.raises(McpStartError, match=r"^mcp server 'mute': did not answer initialize "
-                                            r"within 1 s \(its stderr is in .*mcp\.log\)$"):
+                                            r"within 10 s \(its stderr is in .*mcp\.log\)$"):
         await hub.start()
     assert hub.status("good") == "stopped"
     await hub.aclose()  # idempotent

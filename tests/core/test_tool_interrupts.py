@@ -27,11 +27,14 @@ def calls_then_answers(call: Turn):  # type: ignore[no-untyped-def]
     return turn
 
 
-async def test_pause_while_a_tool_runs_cuts_it_off_and_tells_the_model(db: Path) -> None:
-    script = ModelScript(turn=calls_then_answers(Turn.call("t.slow", seconds=300)))
+async def test_pause_while_a_tool_runs_cuts_it_off_and_tells_the_model(
+        db: Path, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    script = ModelScript(turn=calls_then_answers(
+        Turn.call("t.slow", seconds=300, started=str(started))))
     async with FakeOllama({"m1": script}) as fake, \
             running(tool_crew(fake.url, "t.slow"), db) as session:
-        await wait_until(lambda: "tool_called" in session.types("s"), what="the call")
+        await wait_until(started.exists, what="the tool to be running")
         await session.supervisor.pause("s")
         assert session.state.agents["s"].status == "paused"
         await session.supervisor.resume("s")
@@ -88,6 +91,8 @@ async def test_an_mcp_server_that_crashes_in_a_call_is_restarted(db: Path) -> No
         logged = await session.logged()
     results = [e for e in logged if isinstance(e, ev.ToolResult)]
     assert results[0].error and "crashed during the call" in results[0].content
+    restarted = next(e for e in logged if isinstance(e, ev.ToolServerRestarted))
+    assert restarted.server == "t" and restarted.agent is None
     assert not results[1].error and results[1].content == "5"
     assert state.agents["s"].output == "sum 5"
 

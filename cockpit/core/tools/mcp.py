@@ -50,7 +50,7 @@ class McpStartError(ToolsUnavailable):
     """A server did not start; the message names it and the cause, on one line."""
 
 
-class McpError(ValueError):
+class McpError(ToolsUnavailable, ValueError):
     """A tool reference names no such server or tool."""
 
 
