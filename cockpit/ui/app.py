@@ -27,16 +27,20 @@ from textual.signal import Signal
 from textual.theme import BUILTIN_THEMES
 
 from cockpit.core import events as ev
+from cockpit.core.acting import Policy
 from cockpit.core.bus import EventBus
 from cockpit.core.commands import CommandError
 from cockpit.core.config import CrewConfig
-from cockpit.core.describe import intervention
 from cockpit.core.eventlog import EventLog, LogError
+from cockpit.core.logfile import mcp_log_path
 from cockpit.core.state import AgentStatus, SessionState
 from cockpit.core.supervisor import Supervisor
+from cockpit.core.tools.base import ToolsUnavailable
 from cockpit.ui.bridge import Bridge, urgent
+from cockpit.ui.screens.approval_inbox import ApprovalInboxScreen
 from cockpit.ui.screens.cockpit import CockpitScreen
 from cockpit.ui.themes import ThemeError, load_theme, load_themes, theme_dirs, watch_themes
+from cockpit.ui.widgets.agent_pane import Segment
 
 if TYPE_CHECKING:
     from textual.driver import Driver
@@ -82,8 +86,11 @@ class CockpitApp(App[int]):
         theme_directories: list[Path] | None = None,
         resume: SessionState | None = None,
         resume_only: list[str] | None = None,
+        approve: Policy = "ask",
     ) -> None:
         super().__init__()
+        self.approve: Policy = approve
+        """The run's `--approve` policy for gated tool calls."""
         self.crew = crew
         self.db = db
         self.crew_path = crew_path
@@ -147,7 +154,8 @@ class CockpitApp(App[int]):
         log.add_failure_listener(self._log_gave_up)
         self.supervisor = Supervisor(self.crew, log, bus, crew_path=self.crew_path,
                                      hosts=self.hosts, clock=self.clock,
-                                     session=self.resume.session if self.resume else None)
+                                     session=self.resume.session if self.resume else None,
+                                     approve=self.approve, mcp_log=mcp_log_path(self.db))
         self.run_worker(bridge.run(), group="bridge", exclusive=True,
                         description="event bus -> UI, one batch per frame", exit_on_error=True)
         self.run_worker(self._run_session(), group="session", exclusive=True,
@@ -176,7 +184,7 @@ class CockpitApp(App[int]):
             else:
                 await self.supervisor.start()
             await self.supervisor.wait()
-        except LogError as error:
+        except (LogError, ToolsUnavailable) as error:
             self.exit(2, return_code=2, message=f"cockpit: {error}")
 
     async def run_async(self, **options: Any) -> int | None:
@@ -229,7 +237,7 @@ class CockpitApp(App[int]):
 
         An early frame redraws only the agents with an urgent event (see `Bridge`).
         """
-        segments: dict[str, list[tuple[str, str]]] = {}
+        segments: dict[str, list[Segment]] = {}
         restarted: set[str] = set()
         ended: list[ev.BaseEvent] = []
         concerned: set[str] = set()
@@ -244,15 +252,20 @@ class CockpitApp(App[int]):
             parts = segments.setdefault(agent, [])
             if isinstance(event, ev.TokenStreamed):
                 parts.append(("text", event.text))
-            elif isinstance(event, ev.ThinkingStreamed):
+                continue
+            if isinstance(event, ev.ThinkingStreamed):
                 parts.append(("thinking", event.text))
-            elif isinstance(event, ev.AgentStarted):
+                continue
+            if isinstance(event, ev.AgentStarted):
                 restarted.add(agent)
                 parts.clear()
             elif isinstance(event, ev.AgentFinished | ev.AgentFailed):
                 ended.append(event)
-            if (marker := intervention(event)) is not None:
-                parts.append(("mark", marker))
+            elif isinstance(event, ev.MessageSent) and event.to in view.agents:
+                segments.setdefault(event.to, []).append(("event", event))  # received
+                if early:
+                    concerned.add(event.to)
+            parts.append(("event", event))  # the pane shows the events it has a line for
         with self.batch_update():
             if self.cockpit.ready:
                 self.cockpit.show_events(segments, restarted, ended,
@@ -269,21 +282,37 @@ class CockpitApp(App[int]):
                                                    AgentStatus.STALLED))
         parts = [f"{running} streaming", f"{counts.get(AgentStatus.FINISHED, 0)} finished",
                  f"{counts.get(AgentStatus.FAILED, 0)} failed"]
-        for status in (AgentStatus.WAITING_HOST, AgentStatus.PAUSED, AgentStatus.STOPPED,
-                       AgentStatus.WAITING):
+        for status in (AgentStatus.CALLING, AgentStatus.WAITING_HOST, AgentStatus.PAUSED,
+                       AgentStatus.STOPPED, AgentStatus.WAITING):
             if counts.get(status):
                 parts.append(f"{counts[status]} {status}")
+        if waiting := len(self.view.approvals):  # first: the one part that asks for a person
+            calls = "1 call waits" if waiting == 1 else f"{waiting} calls wait"
+            parts.insert(0, f"⏸ {calls} for approval "
+                            f"({self.key_display('cockpit.approvals', 'a')})")
         self.title = f"cockpit · {self.crew.name}"
         self.sub_title = " · ".join(parts)
 
+    def key_display(self, binding_id: str, key: str) -> str:
+        """How hints name the key of binding `binding_id` (default `key`), as remapped by the
+        crew's `[keymap]`."""
+        keys = self._keymap.get(binding_id, key)
+        return self.get_key_display(Binding(keys.split(",")[0], ""))
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        """Every cockpit key is also a palette command (ctrl+p)."""
+        """Every cockpit key is also a palette command (ctrl+p), and so are the approval
+        inbox's while it is open."""
         yield from super().get_system_commands(screen)
-        if not isinstance(screen, CockpitScreen):
+        if not isinstance(screen, CockpitScreen | ApprovalInboxScreen):
             return
-        for binding in CockpitScreen.BINDINGS:
-            if not isinstance(binding, Binding) or binding.id in PALETTE_SKIP:
+        seen: set[str] = set()
+        for binding in (b for cls in type(screen).__mro__
+                        for b in cls.__dict__.get("BINDINGS", ())):
+            if not isinstance(binding, Binding) or binding.id in PALETTE_SKIP \
+                    or binding.action in seen \
+                    or screen.check_action(binding.action.split("(")[0], ()) is False:
                 continue
+            seen.add(binding.action)
             yield SystemCommand(binding.description, binding.tooltip or binding.description,
                                 partial(screen.run_action, binding.action))
 

@@ -25,11 +25,10 @@ from cockpit.core.replay import Player, Timeline
 from cockpit.core.state import SessionState
 from cockpit.ui.app import CockpitApp
 from cockpit.ui.bridge import Bridge
+from cockpit.ui.marks import LABELS, RANK, mark
 from cockpit.ui.screens.cockpit import CockpitScreen
 
 SEEK_STEP = 5.0
-MARKS = {"intervention": ("▲", "yellow"), "retry": ("↻", "dark_orange"),
-         "failure": ("✖", "red"), "finish": ("✔", "steel_blue1")}
 
 
 class TimelineBar(Static):
@@ -63,16 +62,25 @@ class TimelineBar(Static):
 
         head = column(self.position)
         cells: list[tuple[str, str]] = [("━" if i < head else "─", "") for i in range(width)]
+        ranks: dict[int, int] = {}
+        kinds: set[str] = set()
         for marker in timeline.markers:
-            glyph, colour = MARKS[marker.kind]
-            cells[column(marker.ts)] = (glyph, colour)
+            at, rank = column(marker.ts), RANK.get(marker.kind, len(RANK))
+            kinds.add(marker.kind)
+            if rank < ranks.get(at, len(RANK) + 1):  # a failure is never hidden by a tool call
+                ranks[at] = rank
+                cells[at] = mark(marker.kind)
         cells[head] = ("●", "bold")
         text = Text(no_wrap=True)
         for glyph, style in cells:
             text.append(glyph, style=style)
         elapsed = self.position - start
-        text.append(f"\n{self.state_text}  {_clock(elapsed)} / {_clock(span)}  "
-                    "▲ intervention  ↻ retry/stall  ✖ failure  ✔ finish", style="dim")
+        text.append(f"\n{self.state_text}  {_clock(elapsed)} / {_clock(span)} ", style="dim")
+        for kind in sorted(kinds, key=lambda k: RANK.get(k, len(RANK))):
+            glyph, colour = mark(kind)
+            text.append(" ")
+            text.append(glyph, style=colour)
+            text.append(f" {LABELS.get(kind, kind)}", style="dim")
         return text
 
 
@@ -95,6 +103,8 @@ class ReplayScreen(CockpitScreen):
         Binding("full_stop", "step", "Step", id="replay.step"),
     ]
     INTERVENTIONS = {"pause", "pause_all", "redirect", "stop", "restart", "follow"}
+    INBOX_READ_ONLY = ("Replay: the calls that waited at this point of the session. A replay "
+                       "decides nothing; decisions are made in the live session.")
 
     app: ReplayApp
 

@@ -269,7 +269,7 @@ async def test_help_lists_every_key_and_zoom_maximizes(db: Path) -> None:
             table = app.screen.query_one(DataTable)
             keys = {str(table.get_row_at(i)[1]) for i in range(table.row_count)}
             assert {"Pause/resume", "Redirect", "Stop", "Restart", "State", "Events", "Zoom",
-                    "Quit", "Palette"} <= keys
+                    "Approvals", "Tool details", "Quit", "Palette"} <= keys
             await pilot.press("escape", "2", "z")
             await wait_until(lambda: app.screen.maximized is pane(app, "b"), what="b zoomed")
             await pilot.press("z")

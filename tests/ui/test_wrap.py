@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from cockpit.ui.widgets.agent_pane import wrap_chunk
+from cockpit.ui.widgets.pane_flow import wrap_chunk
 
 TEXT = ("Release notes for cockpit 0.1. Several agents stream at once, each in its own pane, "
         "over a shared board.\nEvery event goes to an SQLite log as it happens, so a session "

@@ -21,8 +21,9 @@ from cockpit.core import events as ev
 from cockpit.core.config import CrewConfig
 from cockpit.core.state import RUNNING, AgentState, AgentStatus
 from cockpit.core.text import one_line
+from cockpit.ui.screens.approval_inbox import ApprovalInboxScreen
 from cockpit.ui.widgets.agent_grid import AgentGrid
-from cockpit.ui.widgets.agent_pane import AgentPane
+from cockpit.ui.widgets.agent_pane import AgentPane, Segment
 
 if TYPE_CHECKING:
     from cockpit.core.supervisor import Supervisor
@@ -67,12 +68,16 @@ class CockpitScreen(Screen[None]):
         Binding("x", "stop", "Stop", id="cockpit.stop", tooltip="Stop the focused agent (asks)"),
         Binding("R", "restart", "Restart", id="cockpit.restart",
                 tooltip="Start a failed or stopped agent again"),
+        Binding("a", "approvals", "Approvals", id="cockpit.approvals",
+                tooltip="Tool calls waiting for a decision: approve, deny or edit them"),
         Binding("s", "inspector", "State", id="cockpit.inspector",
                 tooltip="The shared board, the conversation and the hosts"),
         Binding("l", "event_log", "Events", id="cockpit.events", tooltip="Live event log"),
         Binding("z", "zoom", "Zoom", id="cockpit.zoom", tooltip="Focused pane full screen"),
         Binding("t", "thinking", "Thinking", id="cockpit.thinking", show=False,
                 tooltip="Show or hide the focused agent's thinking"),
+        Binding("c", "tool_details", "Tool details", id="cockpit.tool_details", show=False,
+                tooltip="Show or hide the focused pane's tool arguments and results"),
         Binding("end", "follow", "Follow", id="cockpit.follow", show=False,
                 tooltip="Scroll to the end and follow new text"),
         Binding("right_square_bracket", "page(1)", "Next page", id="cockpit.next_page",
@@ -87,6 +92,8 @@ class CockpitScreen(Screen[None]):
     ]
 
     app: CockpitApp
+    INBOX_READ_ONLY = "The session has not started yet: calls can be seen, not decided."
+    """What the approval inbox says when there is no supervisor to decide."""
 
     def __init__(self, crew: CrewConfig) -> None:
         super().__init__()
@@ -98,10 +105,12 @@ class CockpitScreen(Screen[None]):
         """The agent keys act on. Set at once by `1`-`9` (focus itself is applied later, so a
         fast `2 r` must not redirect the previous agent) and kept in step with focus."""
         self._keys_for: tuple[bool | None, ...] = ()
-        self._held: dict[str, list[tuple[str, str]]] = {}
+        self._held: dict[str, list[Segment]] = {}
         self._composed: dict[str, AgentState] = {}
         self._log_stuck: str | None = None
         """The cause the banner shows (None: hidden)."""
+        self._approvals: tuple[str, ...] = ()
+        """The pending calls the panes show, oldest first (`view.approvals`)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -129,10 +138,15 @@ class CockpitScreen(Screen[None]):
             agent = self.app.view.agents.get(pane.agent_name, state)
             pane.append(agent.output if agent.output is not None else agent.partial)
             pane.show_state(agent, now)
+        keys = {name: self.app.key_display(f"cockpit.{name}", key)
+                for name, key in (("approvals", "a"), ("tool_details", "c"), ("thinking", "t"))}
+        for pane in self.panes.values():
+            pane.keys = keys
         self.ready = True
         self.show_log_state()
+        self.show_approvals()
         # Every frame, and a replay seek (which replaces the view without a frame), publish it.
-        self.app.events_applied.subscribe(self, lambda _: self.show_log_state(), immediate=True)
+        self.app.events_applied.subscribe(self, lambda _: self._show_session(), immediate=True)
         self._keys_for = self._key_states()  # what the footer was composed with
         first = next(iter(self.panes.values()))
         first.focus()
@@ -140,7 +154,7 @@ class CockpitScreen(Screen[None]):
 
     # -- from the bridge -----------------------------------------------------------------------
 
-    def show_events(self, segments: dict[str, list[tuple[str, str]]], restarted: set[str],
+    def show_events(self, segments: dict[str, list[Segment]], restarted: set[str],
                     ended: list[ev.BaseEvent], only: set[str] | None = None) -> None:
         """Apply one frame: each agent's new text in order, fresh headers, attention.
 
@@ -148,7 +162,7 @@ class CockpitScreen(Screen[None]):
         those agents; the others' text waits in `_held` for the next regular frame, so the
         change a key asked for is drawn without redrawing every busy pane first.
         """
-        frame: dict[str, list[tuple[str, str]]] = {}
+        frame: dict[str, list[Segment]] = {}
         for name, parts in segments.items():
             if only is not None and name not in only:
                 self._held.setdefault(name, []).extend(parts)
@@ -173,7 +187,29 @@ class CockpitScreen(Screen[None]):
             self._attention(ended)
         if segments:
             self._refresh_keys()
+        self._show_session()
+
+    def _show_session(self) -> None:
         self.show_log_state()
+        self.show_approvals()
+
+    def show_approvals(self) -> None:
+        """Each pane's line of calls waiting for approval; a note when new ones arrive."""
+        approvals = self.app.view.approvals
+        current = tuple(approvals)
+        if current == self._approvals:
+            return
+        fresh = [approvals[call_id] for call_id in current if call_id not in self._approvals]
+        self._approvals = current
+        for name, pane in self.panes.items():
+            pane.show_approvals([p for p in approvals.values() if p.agent == name])
+        if fresh and self.app.supervisor is not None and \
+                not isinstance(self.app.screen, ApprovalInboxScreen):  # it lists them
+            first = fresh[0]
+            what = f"{first.agent} asks to run {one_line(first.tool, 60)}" if len(fresh) == 1 \
+                else f"{len(fresh)} calls ask for approval"
+            self.notify(f"{what} — press {self.app.key_display('cockpit.approvals', 'a')}",
+                        title="Approval needed", severity="warning", markup=False, timeout=6)
 
     def show_log_state(self) -> None:
         """The banner while the event log refuses writes (`view.log_stuck`), hidden after."""
@@ -371,6 +407,18 @@ class CockpitScreen(Screen[None]):
     def action_thinking(self) -> None:
         if (pane := self.focused_pane) is not None:
             pane.toggle_thinking()
+
+    def action_tool_details(self) -> None:
+        if (pane := self.focused_pane) is not None:
+            pane.toggle_details()
+            agent = self.focused_agent
+            if agent is not None:
+                pane.show_state(agent, self.app.clock())
+
+    def action_approvals(self) -> None:
+        if not isinstance(self.app.screen, ApprovalInboxScreen):
+            self.app.push_screen(ApprovalInboxScreen(self.app.supervisor,
+                                                     self.INBOX_READ_ONLY))
 
     def action_follow(self) -> None:
         if (pane := self.focused_pane) is not None:

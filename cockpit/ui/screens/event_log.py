@@ -1,6 +1,7 @@
 """`l`: the event log, tailing live from the bus; older pages come from SQLite.
 
-Filter by typing words: an agent's name, an event type, or both (`writer retrying`).
+Filter by typing words: an agent's name, an event type, a mark (`tool`, `approval`, `message`,
+`check`, `intervention`, ...), or several (`writer tool`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input
 
 from cockpit.core import events as ev
+from cockpit.core.describe import call_line, describe, result_line
 from cockpit.core.text import one_line
+from cockpit.ui.marks import event_mark, mark_kind
 
 if TYPE_CHECKING:
     from cockpit.ui.app import CockpitApp
@@ -24,8 +27,24 @@ PAGE = 500
 MAX_ROWS = 5000
 
 
+ACTING = (ev.ApprovalRequested, ev.ApprovalDecided, ev.MessageSent, ev.MessageDelivered,
+          ev.AgentWoken, ev.WakeRefused, ev.OutputChecked)
+"""Events `describe` words better than their fields would."""
+
+
 def summarise(event: ev.BaseEvent) -> str:
     """One line of what an event says."""
+    if isinstance(event, ev.ToolCalled):
+        return call_line(event.tool, event.arguments, 100)
+    if isinstance(event, ev.ToolResult):
+        return one_line(result_line(event).removeprefix("⚙ "), 100)
+    if isinstance(event, ACTING):
+        return one_line(describe(event), 100)
+    if isinstance(event, ev.MessageCompleted) and event.tool_calls and not event.content:
+        calls = (call.get("function", {}) for call in event.tool_calls)
+        return one_line("calls " + "; ".join(
+            call_line(str(f.get("name", "?")), dict(f.get("arguments") or {}), 60)
+            for f in calls), 100)
     data = event.data()
     for field in ("text", "error", "instruction", "reason", "output", "content"):
         if field in data and data[field]:
@@ -58,14 +77,14 @@ class EventLogScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter: agent names and/or event types, e.g. writer retrying",
+        yield Input(placeholder="filter: agent names, event types or marks, e.g. writer tool",
                     id="filter")
         yield DataTable(cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     async def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("seq", "time", "agent", "type", "what")
+        table.add_columns("seq", "time", "", "agent", "type", "what")
         log, supervisor = self.app.log_store, self.app.supervisor
         if log is not None and supervisor is not None:
             await log.flush()
@@ -78,7 +97,7 @@ class EventLogScreen(Screen[None]):
     def matches(self, event: ev.BaseEvent) -> bool:
         if not self.words:
             return True
-        labels = {event.agent or "session", getattr(event, "type", "")}
+        labels = {event.agent or "session", getattr(event, "type", ""), mark_kind(event) or ""}
         return bool(self.words & labels)
 
     def rebuild(self) -> None:
@@ -90,10 +109,11 @@ class EventLogScreen(Screen[None]):
         table.move_cursor(row=max(0, table.row_count - 1))
 
     def _add(self, table: DataTable[Text], event: ev.BaseEvent) -> None:
+        glyph, colour = event_mark(event) or ("", "")
         table.add_row(Text(str(event.seq)),
                       Text(time.strftime("%H:%M:%S", time.localtime(event.ts))),
-                      Text(event.agent or ""), Text(getattr(event, "type", "")),
-                      Text(summarise(event)))
+                      Text(glyph, style=colour), Text(event.agent or ""),
+                      Text(getattr(event, "type", "")), Text(summarise(event)))
 
     def on_events(self, events: list[ev.BaseEvent]) -> None:
         last_seq = self.rows[-1].seq if self.rows else 0

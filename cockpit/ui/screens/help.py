@@ -39,7 +39,11 @@ class HelpScreen(ModalScreen[None]):
                     if label in seen or binding.system:
                         continue
                     seen.add(label)
-                    table.add_row(Text(self.app.get_key_display(binding)),
+                    key = self.app.get_key_display(binding)
+                    if binding.id and binding.id in self.app._keymap:  # remapped by [keymap]
+                        key = ", ".join(self.app.get_key_display(Binding(k, ""))
+                                        for k in self.app._keymap[binding.id].split(","))
+                    table.add_row(Text(key),
                                   Text(binding.description or binding.action),
                                   Text(binding.tooltip or "", style="dim"), key=label)
         table.add_row(Text("ctrl+p"), Text("Palette"), Text("Every command, searchable",

@@ -1,4 +1,5 @@
-"""`s`: the state inspector: the shared board, the focused agent's conversation, the hosts.
+"""`s`: the state inspector: the shared board and each key's history, the focused agent's
+conversation, the hosts.
 
 It reads the app's folded view, refreshed from the `events_applied` signal; edits go through the
 supervisor as `state_set` events by "person", like every other change.
@@ -21,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from cockpit.core import events as ev
-from cockpit.core.describe import host_name
+from cockpit.core.describe import call_line, host_name
 from cockpit.core.state import AgentState, AgentStatus
 from cockpit.core.text import one_line, sanitize
 
@@ -89,7 +90,8 @@ class InspectorScreen(Screen[None]):
     CSS_PATH = "inspector.tcss"
     BINDINGS = [
         Binding("escape,s", "app.pop_screen", "Back", id="cockpit.inspector_close"),
-        Binding("enter", "show_value", "Full value", id="cockpit.board_show"),
+        Binding("enter", "show_value", "Full value", id="cockpit.board_show",
+                tooltip="The selected value (a board key, or a version in its history)"),
         Binding("e", "edit_value", "Edit", id="cockpit.board_edit",
                 tooltip="Edit the selected board value (JSON, or plain text)"),
     ]
@@ -110,6 +112,9 @@ class InspectorScreen(Screen[None]):
                                                    zebra_stripes=True)
                 board.border_title = "Board"
                 yield board
+                history: DataTable[Text] = DataTable(id="history", cursor_type="row")
+                history.border_title = "History"
+                yield history
                 hosts: DataTable[Text] = DataTable(id="hosts", cursor_type="none")
                 hosts.border_title = "Hosts (/api/ps)"
                 yield hosts
@@ -121,6 +126,8 @@ class InspectorScreen(Screen[None]):
     def on_mount(self) -> None:
         board = self.query_one("#board", DataTable)
         board.add_columns("key", "value", "by", "when", "v")
+        history = self.query_one("#history", DataTable)
+        history.add_columns("v", "when", "by", "via", "value")
         hosts = self.query_one("#hosts", DataTable)
         hosts.add_columns("host", "model", "VRAM", "expires", "agents")
         self.refresh_board(force=True)
@@ -149,6 +156,27 @@ class InspectorScreen(Screen[None]):
                           Text(str(entry.version)), key=key)
         if table.row_count:
             table.move_cursor(row=min(selected, table.row_count - 1))
+        self.refresh_history()
+
+    def refresh_history(self) -> None:
+        """Every version of the selected key, newest first: who wrote it, how, and when."""
+        table = self.query_one("#history", DataTable)
+        key = self._selected_key()
+        table.clear()
+        versions = self.app.view.history.get(key, []) if key is not None else []
+        table.border_title = f"History of {one_line(key, 60)}" if key is not None \
+            else "History"
+        room = max(20, (table.size.width or self.size.width // 2) - 45)
+        for entry in reversed(versions):
+            via = Text(one_line(entry.tool, 40)) if entry.tool else Text("—", style="dim")
+            table.add_row(Text(str(entry.version)),
+                          Text(time.strftime("%H:%M:%S", time.localtime(entry.ts))),
+                          Text(one_line(entry.by, 40)), via, Text(preview(entry.value, room)),
+                          key=str(entry.version))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "board":
+            self.refresh_history()
 
     def _selected_key(self) -> str | None:
         table = self.query_one("#board", DataTable)
@@ -163,10 +191,17 @@ class InspectorScreen(Screen[None]):
         key = self._selected_key()
         if key is None:
             return
-        value = self.app.view.board[key].value
+        value, title = self.app.view.board[key].value, key
+        history = self.query_one("#history", DataTable)
+        if self.focused is history and history.row_count:
+            version = history.coordinate_to_cell_key(history.cursor_coordinate).row_key.value
+            entry = next((e for e in self.app.view.history.get(key, [])
+                          if str(e.version) == version), None)
+            if entry is not None:
+                value, title = entry.value, f"{key}, version {entry.version} by {entry.by}"
         text = value if isinstance(value, str) else json.dumps(value, indent=2,
                                                                ensure_ascii=False)
-        self.app.push_screen(TextModal(key, text))
+        self.app.push_screen(TextModal(title, text))
 
     def action_edit_value(self) -> None:
         from cockpit.ui.screens.modals import InputModal
@@ -210,13 +245,21 @@ class InspectorScreen(Screen[None]):
                 f"{agent.status} · on"
             text.append(f"{status} {host_name(agent.host)} · {describe_metrics(agent)}\n",
                         style="bold")
-            for message in agent.conversation():
-                role = message.get("role", "?")
-                text.append(f"\n{role}", style="bold reverse")
-                if message is agent.conversation()[-1] and (agent.partial_parts and
-                                                             not agent.status.ended):
+            conversation = agent.conversation()
+            for message in conversation:
+                role = str(message.get("role", "?"))
+                if role == "tool" and message.get("tool_name"):
+                    role += f" · {message['tool_name']}"
+                text.append(f"\n{sanitize(role)}", style="bold reverse")
+                if message is conversation[-1] and (agent.partial_parts and
+                                                    not agent.status.ended):
                     text.append(" (streaming)", style="dim")
                 text.append("\n" + sanitize(str(message.get("content", ""))) + "\n")
+                for call in message.get("tool_calls") or ():
+                    function = call.get("function", {})
+                    text.append("⚙ " + call_line(str(function.get("name", "?")),
+                                                 dict(function.get("arguments") or {}), 200)
+                                + "\n", style="dim")
             if agent.error:
                 text.append(f"\nerror: {sanitize(agent.error)}\n", style="red")
         self.query_one("#conversation-text", Static).update(text)

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, Static
 
 from cockpit.core.text import sanitize
 
@@ -68,30 +68,37 @@ class OrderedInput(Input):
 
 
 class InputModal(ModalScreen[str | None]):
-    """One line of input; Enter sends, escape cancels."""
+    """One line of input; Enter sends, escape cancels (None). Enter on an empty line cancels
+    too, unless `allow_empty` (then it sends "")."""
 
     DEFAULT_CSS = """
     InputModal { align: center middle; }
-    InputModal > Vertical { width: 90; height: auto; border: thick $accent; padding: 1 2;
+    InputModal > Vertical { width: 90; max-width: 95%; height: auto; border: thick $accent;
+                            padding: 1 2;
                             background: $surface; }
-    InputModal Label { margin-bottom: 1; }
+    InputModal #prompt { margin-bottom: 1; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="cockpit.input_cancel")]
 
-    def __init__(self, prompt: str, value: str = "", placeholder: str = "") -> None:
+    def __init__(self, prompt: str, value: str = "", placeholder: str = "", *,
+                 allow_empty: bool = False) -> None:
         super().__init__()
         self.prompt = prompt
         self.value = value
         self.placeholder = placeholder
+        self.allow_empty = allow_empty
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text(self.prompt))
+            yield Static(Text(self.prompt), id="prompt")  # wraps, where a Label is cut
             yield OrderedInput(self.value, placeholder=self.placeholder, id="input")
-            yield Label(Text("enter sends · escape cancels", style="dim"))
+            yield Static(Text("enter sends · escape cancels", style="dim"))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value if event.value.strip() else None)
+        if event.value.strip():
+            self.dismiss(event.value)
+        else:
+            self.dismiss("" if self.allow_empty else None)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

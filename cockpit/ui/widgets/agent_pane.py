@@ -1,11 +1,14 @@
 """One agent's pane: a header with its status, live counts, thinking, and the streamed reply.
 
-The pane shows state; it never changes it. The bridge hands it new text once per frame, and the
-screen hands it the agent's folded state. Model text is untrusted: it is sanitised of control
-sequences and written to a `StreamView`, which renders plain text, never Rich markup.
+The pane shows state; it never changes it. The bridge hands it new text and events once per
+frame, and the screen hands it the agent's folded state. Model text, tool arguments and results
+are untrusted: they are sanitised of control sequences and written to a `StreamView`, which
+renders plain text, never Rich markup.
 """
 
 from __future__ import annotations
+
+import re
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,60 +16,23 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from cockpit.core.describe import host_name
-from cockpit.core.state import AgentState, AgentStatus
-from cockpit.core.text import one_line, sanitize
+from cockpit.core import events as ev
+from cockpit.core.describe import call_line, describe, host_name, intervention
+from cockpit.core.state import AgentState, AgentStatus, PendingApproval, message_text
+from cockpit.core.text import one_line
+from cockpit.ui.widgets.pane_flow import PaneFlow, plain, wrap_chunk
 from cockpit.ui.widgets.stream_view import StreamView
 
 HEADER_HOST = 32
 """How much of a host the status word shows (`waiting for Ollama at HOST`)."""
 BODY_LINES = 2000
 """The in-memory window of a pane; the full reply is always in the log."""
-WINDOW_CHARS = 200_000
-"""Text kept to re-wrap the window when the pane is resized."""
-
-
-def wrap_chunk(text: str, column: int, width: int) -> tuple[str, int]:
-    """Insert line breaks into `text`, written at `column`, so no line exceeds `width`.
-
-    Breaks after the last space that fits when there is one, else mid-word. Returns the text to
-    write and the column after it. Text already written is never moved, so callers pass whole
-    words: the result is then the same however the text was split into chunks.
-    """
-    if width <= 0:
-        return text, column
-    out: list[str] = []
-    for piece, ending in _lines(text):
-        while column + len(piece) > width:
-            room = width - column
-            cut = piece.rfind(" ", 0, room + 1)
-            if cut > 0:  # break after the last space that fits (the space stays, as it
-                out.append(piece[:cut + 1] + "\n")  # does when a line ends at a chunk edge)
-                piece = piece[cut + 1:]
-            elif cut == 0 or column > 0:  # nothing fits here: start a new line
-                out.append("\n")
-                piece = piece[1:] if cut == 0 else piece
-            else:  # one word wider than the pane
-                out.append(piece[:width] + "\n")
-                piece = piece[width:]
-            column = 0
-        out.append(piece)
-        column += len(piece)
-        if ending:
-            out.append("\n")
-            column = 0
-    return "".join(out), column
-
-
-def _plain(text: str) -> str:
-    """Untrusted text as the body shows it: no control sequences, tabs as spaces (a tab has
-    no width of its own in a strip, and the wrapping counts characters)."""
-    return sanitize(text).replace("\t", "    ")
-
-
-def _lines(text: str) -> list[tuple[str, bool]]:
-    parts = text.split("\n")
-    return [(part, index < len(parts) - 1) for index, part in enumerate(parts)]
+Segment = tuple[str, str | ev.BaseEvent]
+"""A frame's content for a pane, in order: ("text" | "thinking", str) or ("event", event)."""
+RECEIVED = re.compile(re.escape(message_text("SENDER", "TEXT")).replace("SENDER", "([a-z0-9_-]+)")
+                      .replace("TEXT", "(.*)"), re.DOTALL)
+"""A crewmate's message as the agent reads it (`message_text`): sender and text."""
+CALL_EVENTS = (ev.ToolCalled, ev.ToolResult, ev.ApprovalRequested, ev.ApprovalDecided)
 
 
 def format_counts(agent: AgentState, now: float) -> str:
@@ -103,15 +69,20 @@ def status_word(agent: AgentState) -> str:
     return str(agent.status)
 
 
+
 class AgentPane(Vertical, can_focus=True):
     """A live view of one agent."""
 
     DEFAULT_CSS = """
     AgentPane { border: round $panel; height: 1fr; min-height: 8; }
+    AgentPane.-awaiting { border: round $warning; }
     AgentPane:focus, AgentPane:focus-within { border: round $accent; }
     AgentPane.-flash { border: heavy $warning; }
     AgentPane > .agent-pane--header { height: 1; padding: 0 1; background: $boost; }
     AgentPane > .agent-pane--counts { height: 1; padding: 0 1; color: $text-muted; }
+    AgentPane > #waiting { height: 1; padding: 0 1; display: none; color: $text-warning;
+                           background: $warning-muted; text-style: bold; }
+    AgentPane.-awaiting > #waiting { display: block; }
     AgentPane > #thinking { height: auto; max-height: 6; color: $text-muted; display: none; }
     AgentPane.-show-thinking > #thinking { display: block; }
     AgentPane > #body { height: 1fr; }
@@ -126,21 +97,23 @@ class AgentPane(Vertical, can_focus=True):
         super().__init__(id=f"pane-{agent.name}")
         self.agent_name = agent.name
         self.number = number
-        self._column = 0
-        self._pending = ""
-        """The end of the reply after its last space: written once the word is complete."""
-        self._window: list[str] = []
-        self._window_chars = 0
         self._thinking_column = 0
+        self._waiting: list[PendingApproval] = []
+        self._shown_state: tuple[AgentState, float] | None = None
+        self.keys = {"approvals": "a", "tool_details": "c", "thinking": "t"}
+        """How the hints the pane shows name their keys (the screen sets the mapped ones)."""
 
         self.header = Static(classes="agent-pane--header", id="header")
         self.counts = Static(classes="agent-pane--counts", id="counts")
+        self.waiting = Static(id="waiting")
         self.thinking = StreamView(200, id="thinking")
         self.body = StreamView(BODY_LINES, id="body")
+        self.flow = PaneFlow(self.body, lambda: self._width(self.body))
 
     def compose(self) -> ComposeResult:
         yield self.header
         yield self.counts
+        yield self.waiting
         yield self.thinking
         yield self.body
 
@@ -148,85 +121,141 @@ class AgentPane(Vertical, can_focus=True):
 
     def show_state(self, agent: AgentState, now: float) -> None:
         """Header and counts from the agent's folded state."""
+        self._shown_state = (agent, now)
         status = str(agent.status)
-        if self._pending and agent.status not in (AgentStatus.STREAMING, AgentStatus.THINKING):
-            self.flush_pending()
+        if agent.status not in (AgentStatus.STREAMING, AgentStatus.THINKING):
+            self.flow.flush_pending()
         header = Text(no_wrap=True, overflow="ellipsis")
         header.append(f"{self.number} ", style="dim")
         header.append(agent.name, style="bold")
-        header.append(" · ", style="dim")
+        word = f" {status_word(agent)} "
         where = one_line(agent.model, 60)
         if agent.status is not AgentStatus.WAITING_HOST:  # else the status names the host
             where += f" @ {one_line(agent.host, 80)}"
-        header.append(where, style="dim")
+        # The status word always shows: in a narrow pane the model and host give way.
+        room = self.content_region.width - 2 - len(header) - len(word) - 6
+        if self.content_region.width and room < len(where):
+            where = one_line(where, room) if room >= 8 else ""
+        if where:
+            header.append(" · ", style="dim")
+            header.append(where, style="dim")
         header.append(" · ", style="dim")
-        header.append(f" {status_word(agent)} ", style=STATUS_STYLES.get(status, "reverse"))
+        header.append(word, style=STATUS_STYLES.get(status, "reverse"))
         self.header.update(header, layout=False)  # one fixed line: no reflow
-        counts = format_counts(agent, now)
-        if agent.thinking_parts and not self.has_class("-show-thinking"):
-            counts += " · thinking hidden (t)"
-        if not self.follow:
-            counts += " · scrolled (end to follow)"
-        self.counts.update(Text(counts, no_wrap=True), layout=False)
+        counts = self._counts(agent, now, short=False)
+        if len(counts) > self.content_region.width - 2 > 0:
+            counts = self._counts(agent, now, short=True)
+        self.counts.update(Text(counts, no_wrap=True, overflow="ellipsis"), layout=False)
 
-    def write_segments(self, segments: list[tuple[str, str]]) -> None:
-        """A frame's new content in order: ("text" | "thinking" | "mark", string)."""
+    def _counts(self, agent: AgentState, now: float, short: bool) -> str:
+        counts = format_counts(agent, now)
+        if agent.tool_calls:
+            calls = f"{agent.tool_calls} {'call' if short else 'tool call'}" + \
+                ("s" if agent.tool_calls > 1 else "")
+            key = self.keys["tool_details"]
+            hint = "" if self.flow.details else f" ({key})" if short else f" ({key} details)"
+            counts += f" · {calls}{hint}"
+        if agent.thinking_parts and not self.has_class("-show-thinking"):
+            counts += f" · thinking ({self.keys['thinking']})" if short else \
+                f" · thinking hidden ({self.keys['thinking']})"
+        if not self.follow:
+            counts += " · scrolled (end)" if short else " · scrolled (end to follow)"
+        return counts
+
+    def show_approvals(self, pending: list[PendingApproval]) -> None:
+        """The calls of this agent that wait for a decision (oldest first), on a line of
+        their own above the reply: it stays in view however the reply is scrolled."""
+        self._waiting = pending
+        self.set_class(bool(pending), "-awaiting")
+        if not pending:
+            self.waiting.update("")
+            return
+        first = pending[0]
+        more = f" (+{len(pending) - 1} more)" if len(pending) > 1 else ""
+        press = f" — press {self.keys['approvals']}"
+        tool = one_line(first.tool, 40)
+        width = self.content_region.width - 2  # the line's padding
+        room = width - len("⏸ waits for approval: ") - len(more) - len(press) if width > 0 \
+            else 80
+        # The key to press always shows: in a narrow pane the call gives way first.
+        for text in (f"⏸ waits for approval: {call_line(first.tool, first.arguments, room)}"
+                     f"{more}{press}" if room >= 16 else "",
+                     f"⏸ {tool} waits for approval{more}{press}",
+                     f"⏸ {tool}{more}{press}", f"⏸ approval{press}"):
+            if text and (width <= 0 or len(text) <= width):
+                break
+        self.waiting.update(Text(text, no_wrap=True, overflow="ellipsis"), layout=False)
+
+    def write_segments(self, segments: list[Segment]) -> None:
+        """A frame's new content in order."""
         text: list[str] = []
         for kind, value in segments:
-            if kind == "text":
+            if kind == "text" and isinstance(value, str):
                 text.append(value)
                 continue
             self.append("".join(text))
             text = []
-            if kind == "thinking":
+            if isinstance(value, str):
                 self.append_thinking(value)
             else:
-                self.mark(value)
+                self.show_event(value)
         self.append("".join(text))
 
+    def show_event(self, event: ev.BaseEvent) -> None:
+        """An event's line in the reply's flow, if it has one: tool calls (one line each,
+        updated as they run), messages, checks, interventions."""
+        flow = self.flow
+        if isinstance(event, CALL_EVENTS):
+            flow.call_event(event)
+        elif isinstance(event, ev.MessageSent):
+            if event.from_ != self.agent_name:
+                flow.line(f"✉ from {event.from_}: {event.text}", "note")
+            elif (call := flow.running_call()) is None or call.tool != "send_message":
+                flow.line(f"✉ to {event.to}: {event.text}", "note")  # else its call's line says
+        elif isinstance(event, ev.AgentStarted):  # messages that waited are in the opening
+            for message in event.messages:
+                found = RECEIVED.fullmatch(str(message.get("content", "")))
+                if message.get("role") == "user" and found:
+                    flow.line(f"✉ from {found[1]}: {found[2]}", "note")
+        elif isinstance(event, ev.OutputChecked):
+            flow.line(("☑ " if event.passed else "☒ ") + describe(event),
+                      "note" if event.passed else "error")
+        elif event.marker == "message":
+            flow.line("✉ " + describe(event), "note")
+        elif (line := intervention(event)) is not None:
+            flow.line(line)
+
     def append(self, text: str) -> None:
-        """New reply text. A trailing partial word waits for its end (see `wrap_chunk`)."""
-        if not text:
-            return
-        clean = _plain(text)
-        self._remember(clean)
-        combined = self._pending + clean
-        end = max(combined.rfind(" "), combined.rfind("\n")) + 1
-        self._pending = combined[end:]
-        self._write(combined[:end])
+        """New reply text. A trailing partial word waits for its end."""
+        self.flow.append(text)
 
     def flush_pending(self) -> None:
         """Show a held-back partial word: the stream has stopped for now."""
-        pending, self._pending = self._pending, ""
-        self._write(pending)
-
-    def _write(self, text: str) -> None:
-        if text:
-            wrapped, self._column = wrap_chunk(text, self._column, self._width(self.body))
-            self.body.write(wrapped, scroll_end=self.follow)
+        self.flow.flush_pending()
 
     def append_thinking(self, thinking: str) -> None:
         log = self.thinking
-        wrapped, self._thinking_column = wrap_chunk(_plain(thinking), self._thinking_column,
+        wrapped, self._thinking_column = wrap_chunk(plain(thinking), self._thinking_column,
                                                     self._width(log))
         log.write(wrapped, scroll_end=True)
 
     def mark(self, line: str) -> None:
         """A line between replies: an intervention, a retry, a stall."""
-        self.flush_pending()
-        line = one_line(line, 1000)  # error texts come from the host: untrusted too
-        self._write(("\n" if self._column else "") + "── " + line + " ──\n")
+        self.flow.line(line)
 
     def restart(self) -> None:
         """The agent starts over (restart): clear the reply."""
-        self.body.clear()
+        self.flow.clear()
         self.thinking.clear()
-        self._column = self._thinking_column = 0
-        self._pending = ""
-        self._window, self._window_chars = [], 0
+        self._thinking_column = 0
 
     def toggle_thinking(self) -> None:
         self.toggle_class("-show-thinking")
+
+    def toggle_details(self) -> None:
+        """Show tool calls' arguments and results (and whole messages), or one line each."""
+        self.flow.details = not self.flow.details
+        self.flow.rewrite()
 
     def follow_tail(self) -> None:
         self.follow = True
@@ -234,32 +263,24 @@ class AgentPane(Vertical, can_focus=True):
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _remember(self, text: str) -> None:
-        self._window.append(text)
-        self._window_chars += len(text)
-        if self._window_chars > 2 * WINDOW_CHARS:
-            joined = "".join(self._window)[-WINDOW_CHARS:]
-            self._window, self._window_chars = [joined], len(joined)
-
     @staticmethod
     def _width(log: StreamView) -> int:
         return max(0, log.scrollable_content_region.width - 1)
 
     def on_resize(self) -> None:
-        """Re-wrap the kept window of text to the new width."""
-        if not self._window:
-            return
-        text = "".join(self._window)
-        end = max(text.rfind(" "), text.rfind("\n")) + 1 if self._pending else len(text)
-        self.body.clear()
-        self._column = 0
-        self._write(text[:end])
+        """Re-wrap the kept window to the new width."""
+        self.flow.rewrite()
+        if self._shown_state is not None:
+            self.show_state(*self._shown_state)
+        if self._waiting:
+            self.show_approvals(self._waiting)
 
     def on_mouse_scroll_up(self) -> None:
         self.follow = False
 
     def watch_follow(self, follow: bool) -> None:
         self.body.auto_scroll = follow
+        self.flow.follow = follow
 
 
 STATUS_STYLES = {
@@ -268,6 +289,8 @@ STATUS_STYLES = {
     "streaming": "black on green3",
     "thinking": "black on medium_purple1",
     "paused": "black on yellow3",
+    "calling tool": "black on cyan3",
+    "awaiting approval": "black on orange1",
     "waiting for Ollama": "black on magenta",
     "retrying": "black on dark_orange",
     "stalled": "black on orange_red1",

@@ -4,6 +4,10 @@ Textual's `Log` does per-line work on every write (control-code scrubbing, width
 refresh per line, a thread per `write_lines`): at full speed, a frame's thousand new lines
 cost more than drawing the screen. The pane already sanitises and wraps its text to the view's
 width, so this view only appends strings and, when drawing, turns the visible ones into strips.
+
+Lines are numbered from the first ever written (`dropped` counts those pruned from the front),
+so a writer can remember where something began and later rewrite the view from there
+(`truncate`): a tool call's line changes when its result arrives.
 """
 
 from __future__ import annotations
@@ -13,12 +17,20 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+LINE_KINDS = ("mark", "tool", "waiting", "error", "note")
+"""Kinds of line a writer may tag (`write(kind=...)`), each styled by a component class."""
+
 
 class StreamView(ScrollView, can_focus=False):
     """Lines of plain text; `write` appends (a trailing piece stays open for the next write)."""
 
+    COMPONENT_CLASSES = {f"stream-view--{kind}" for kind in LINE_KINDS}
     DEFAULT_CSS = """
     StreamView { overflow-x: hidden; overflow-y: auto; }
+    StreamView > .stream-view--tool { color: $text-muted; }
+    StreamView > .stream-view--waiting { color: $text-warning; text-style: bold; }
+    StreamView > .stream-view--error { color: $text-error; }
+    StreamView > .stream-view--note { color: $text-accent; }
     """
 
     def __init__(self, max_lines: int, *, id: str | None = None) -> None:  # noqa: A002
@@ -26,6 +38,10 @@ class StreamView(ScrollView, can_focus=False):
         self.max_lines = max_lines
         self.lines: list[str] = []
         """Every kept line; the last one is still open (may be "")."""
+        self.dropped = 0
+        """Lines pruned from the front: `lines[i]` is line number `dropped + i`."""
+        self.kinds: dict[int, str] = {}
+        """Line number -> kind, for tagged lines (`LINE_KINDS`, except "mark": unstyled)."""
         self.auto_scroll = True
 
     @property
@@ -34,26 +50,59 @@ class StreamView(ScrollView, can_focus=False):
             return len(self.lines) - (self.lines[-1] == "")
         return 0
 
-    def write(self, text: str, scroll_end: bool | None = None) -> None:
-        """Append `text` (no control characters; "\n" ends a line)."""
+    @property
+    def end(self) -> tuple[int, int]:
+        """Where the next write goes: (line number, column)."""
+        if not self.lines:
+            return self.dropped, 0
+        return self.dropped + len(self.lines) - 1, len(self.lines[-1])
+
+    def write(self, text: str, scroll_end: bool | None = None, kind: str | None = None) -> None:
+        """Append `text` (no control characters; "\n" ends a line). Lines that receive text
+        from it are tagged `kind`, if given."""
         if not text:
             return
         lines = self.lines
         parts = text.split("\n")
+        first = self.dropped + max(0, len(lines) - 1)
         if lines:
             lines[-1] += parts[0]
             lines.extend(parts[1:])
         else:
             lines.extend(parts)
+        if kind is not None and kind != "mark":
+            for offset, part in enumerate(parts):
+                if part:
+                    self.kinds[first + offset] = kind
         if len(lines) > self.max_lines:
-            del lines[: len(lines) - self.max_lines]
+            cut = len(lines) - self.max_lines
+            del lines[:cut]
+            self.dropped += cut
+            if len(self.kinds) > self.max_lines:
+                self.kinds = {n: k for n, k in self.kinds.items() if n >= self.dropped}
         self._grow(Size(self.scrollable_content_region.width, len(lines)))
         self.refresh()
         if self.auto_scroll if scroll_end is None else scroll_end:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
 
+    def truncate(self, line: int, column: int) -> bool:
+        """Drop everything from (`line`, `column`) on; False (nothing done) when that line
+        was already pruned."""
+        index = line - self.dropped
+        if index < 0 or index >= len(self.lines):
+            return False
+        del self.lines[index + 1:]
+        self.lines[index] = self.lines[index][:column]
+        self.kinds = {n: k for n, k in self.kinds.items()
+                      if n < line or (n == line and column)}
+        self._grow(Size(self.scrollable_content_region.width, len(self.lines)))
+        self.refresh()
+        return True
+
     def clear(self) -> None:
         self.lines = []
+        self.dropped = 0
+        self.kinds = {}
         self.virtual_size = Size(0, 0)
         self.refresh()
 
@@ -75,4 +124,7 @@ class StreamView(ScrollView, can_focus=False):
         if index >= len(self.lines):
             return Strip.blank(width, style)
         text = self.lines[index]
-        return Strip([Segment(text, style)]).adjust_cell_length(width, style)
+        kind = self.kinds.get(self.dropped + index)
+        line_style = style + self.get_component_rich_style(f"stream-view--{kind}",
+                                                           partial=True) if kind else style
+        return Strip([Segment(text, line_style)]).adjust_cell_length(width, style)
