@@ -480,6 +480,7 @@ class Runner:
     async def _stream(self, client: ollama.AsyncClient) -> _Turn:
         watchdog = _StallWatchdog(self.stall_timeout)
         calls: list[tuple[str, dict[str, Any]]] = []
+        finished: _Turn | None = None
         text = _Coalescer(self.port)
         clock = asyncio.get_running_loop().time
         next_yield = clock() + YIELD_EVERY
@@ -510,7 +511,7 @@ class Runner:
                               for c in message.tool_calls]
                 if part.done:
                     text.flush()
-                    return _Turn(calls, {
+                    finished = _Turn(calls, {
                         "done_reason": part.done_reason,
                         "prompt_eval_count": part.prompt_eval_count,
                         "eval_count": part.eval_count,
@@ -519,6 +520,7 @@ class Runner:
                         "prompt_eval_duration": part.prompt_eval_duration,
                         "eval_duration": part.eval_duration,
                     })
+                    return finished
         except asyncio.CancelledError:
             if watchdog.fired:
                 raise StallError(watchdog.fired) from None
@@ -528,8 +530,16 @@ class Runner:
             watchdog.disarm()
             aclose = getattr(stream, "aclose", None)  # an async generator (REFERENCE.md B.2)
             if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()  # closes the response: Ollama stops generating
+                try:
+                    with contextlib.suppress(Exception):
+                        await aclose()  # closes the response: Ollama stops generating
+                except asyncio.CancelledError:
+                    if finished is None:
+                        raise
+                    # The turn was whole before the command came: keep it (its tool calls
+                    # are in no partial), and let the loop apply the command after it.
+                    if (task := asyncio.current_task()) is not None:
+                        task.uncancel()
         raise StreamEnded("the stream ended before Ollama said it was done")
 
 
