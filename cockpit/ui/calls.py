@@ -72,6 +72,8 @@ class CallView:
         return view
 
     def apply(self, event: ev.BaseEvent) -> None:
+        if self.tool == "?" and isinstance(tool := getattr(event, "tool", None), str):
+            self.tool = tool  # first seen at its decision (a resumed session), which has none
         match event:
             case ev.ApprovalRequested():
                 self.state, self.arguments = "waiting", dict(event.arguments)
