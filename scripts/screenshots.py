@@ -19,8 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cockpit.ui.app import CockpitApp  # noqa: E402
-from tests.fake_ollama import FakeOllamaThread  # noqa: E402
-from tests.ui.snapshot_apps import CREW, SCRIPTS, streaming_app  # noqa: E402
+from tests.fake_ollama import FakeOllamaThread, ModelScript  # noqa: E402
+from tests.scenarios import research  # noqa: E402
+from tests.ui.snapshot_apps import CREW, HOST, SCRIPTS, streaming_app  # noqa: E402
+
+RESEARCH = (ROOT / "examples" / "research.toml").read_text().replace(
+    'name = "research"', f'name = "research"\nhost = "{HOST}"')
+"""The research example against the scripted scenario: the inbox with a call waiting."""
 
 OUT = ROOT / "screenshots"
 KEY_NAMES = {"_": "underscore", " ": "space"}
@@ -67,6 +72,10 @@ def main() -> None:
         for index, (name, crew, keys, size, ready) in enumerate(scenes):
             app = streaming_app(fake, Path(tmp) / f"{index}.db", crew)
             asyncio.run(scene(app, name, keys, size, ready))
+    with tempfile.TemporaryDirectory() as tmp, \
+            FakeOllamaThread({"qwen2.5:7b": ModelScript(turn=research)}) as fake:
+        app = streaming_app(fake, Path(tmp) / "inbox.db", RESEARCH)
+        asyncio.run(scene(app, "inbox", ["a"], (160, 48), lambda app: bool(app.view.approvals)))
 
 
 if __name__ == "__main__":
