@@ -1,4 +1,4 @@
-"""One agent: an Ollama stream turned into events, with commands, retries and a stall watchdog.
+"""One agent's run: turns streamed from Ollama, the tool calls between them, commands.
 
 Each request runs in its own task (`_attempt`), because the only way to make Ollama stop
 generating is to close the HTTP response, and the only safe way to do that from outside the
@@ -9,7 +9,8 @@ of an agent is emitted from one place and in order.
 The runner sees the session only through its `AgentPort` and is given its agent resolved
 (`AgentSpec`). The conversation lives in the session's folded state, not here: the partial
 reply is the sum of the logged tokens, which is what makes pause, retry and crash-resume
-continue the reply instead of regenerating it.
+continue the reply instead of regenerating it. How failures are sorted is in failures.py,
+and the per-chunk machinery (merging, the stall watchdog) in streaming.py.
 """
 
 from __future__ import annotations
@@ -17,98 +18,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
-import json
-import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import ollama
-import pydantic
 
 from cockpit.core import events as ev
 from cockpit.core.checks import NO_JSON, verdict
 from cockpit.core.commands import Command, CommandError
 from cockpit.core.describe import duration
 from cockpit.core.eventlog import LogError
-from cockpit.core.hosts import HostUnreachable, ModelUnavailable, unreachable
+from cockpit.core.failures import (
+    MAX_BACKOFF,
+    StallError,
+    StreamEnded,
+    classify,
+    host_wait_delay,
+)
+from cockpit.core.hosts import HostUnreachable
 from cockpit.core.state import AgentState, Call
+from cockpit.core.streaming import Coalescer, StallWatchdog
 
 if TYPE_CHECKING:
     from cockpit.core.port import AgentPort
     from cockpit.core.spec import AgentSpec
 
-MAX_BACKOFF = 30.0
-"""The longest pause between two attempts, for retries and for waiting on a host."""
-TOKEN_WINDOW = 1 / 30
-"""Chunks that arrive within one UI frame of each other become one token event: the log, the
-bus and every view then cost per frame, not per token, when Ollama streams fast."""
 YIELD_EVERY = 0.0005
 """Seconds of parsing after which a stream yields to the event loop. At full speed httpx hands
 over a whole socket buffer (hundreds of chunks) without suspending; without this, eight agents
 would hold the loop for ~100 ms per turn and a key press would wait behind them."""
-QUEUE_TIMEOUT_FACTOR = 10
-"""Before the first chunk we wait this many stall timeouts: Ollama serves one request per model
-at a time by default (OLLAMA_NUM_PARALLEL=1) and sends nothing while a request is queued."""
-
-
-class StallError(Exception):
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"no new chunk for {seconds:g} s")
-        self.seconds = seconds
-
-
-class StreamEnded(Exception):
-    """The stream closed without a `done` chunk."""
-
-
-Kind = Literal["unreachable", "retry", "fatal"]
-
-
-def classify(error: BaseException, host: str, received: bool = False) -> tuple[Kind, str]:
-    """(kind, message) for an error from a request. Messages are for the user.
-
-    "unreachable": the host could not be reached (refused, DNS, connect timeout, or reset
-    before it sent a byte): the agent waits for it, within `host_wait`, without spending
-    retries. "retry": the host answered badly or the reply broke off; counts against `retries`.
-    "fatal": retrying cannot help (404, 400, ...).
-    """
-    if isinstance(error, HostUnreachable):
-        return "unreachable", str(error)
-    if isinstance(error, ModelUnavailable):
-        return "fatal", str(error)
-    if isinstance(error, ollama.ResponseError):
-        status = error.status_code
-        if status == -1:
-            return "retry", f"Ollama reported an error mid-stream: {error.error}"
-        if status in (429, 499) or status >= 500:
-            return "retry", f"Ollama answered {status}: {error.error}"
-        return "fatal", f"Ollama answered {status}: {error.error}"
-    if isinstance(error, StallError):
-        return "retry", f"stalled: {error}"
-    if unreachable(error):
-        detail = str(error) or type(error).__name__
-        if "All connection attempts failed" in detail or "refused" in detail.lower():
-            detail = "connection refused"
-        return "unreachable", f"cannot reach Ollama at {host}: {detail}"
-    if isinstance(error, StreamEnded | httpx.TransportError):
-        detail = str(error) or type(error).__name__
-        if not received and isinstance(error, httpx.RemoteProtocolError | httpx.ReadError):
-            return "unreachable", f"Ollama at {host} closed the connection before answering"
-        return "retry", f"connection to {host} dropped mid-reply: {detail}"
-    if isinstance(error, pydantic.ValidationError | json.JSONDecodeError):
-        return "retry", f"unexpected response from {host}: {type(error).__name__}"
-    return "fatal", f"{type(error).__name__}: {error}"
-
-
-def host_wait_delay(attempt: int, first: float) -> float:
-    """Capped exponential backoff with jitter for the `attempt`-th try at an unreachable host:
-    from `first` (at least 0.1 s: no busy loop) doubling to MAX_BACKOFF, each delay drawn
-    from 75-125 % of that so agents waiting on one host do not knock in step."""
-    base: float = min(max(first, 0.1) * 2.0 ** min(attempt - 1, 16), MAX_BACKOFF)
-    return min(base * random.uniform(0.75, 1.25), MAX_BACKOFF)
-
-
 class Runner:
     """Drives one agent until it finishes, fails or is stopped."""
 
@@ -478,10 +416,10 @@ class Runner:
             return await self._stream(self.pool.client(host))
 
     async def _stream(self, client: ollama.AsyncClient) -> _Turn:
-        watchdog = _StallWatchdog(self.stall_timeout)
+        watchdog = StallWatchdog(self.stall_timeout)
         calls: list[tuple[str, dict[str, Any]]] = []
         finished: _Turn | None = None
-        text = _Coalescer(self.port)
+        text = Coalescer(self.port)
         clock = asyncio.get_running_loop().time
         next_yield = clock() + YIELD_EVERY
         stream = await client.chat(
@@ -549,84 +487,6 @@ class _Turn:
 
     calls: list[tuple[str, dict[str, Any]]]
     metrics: dict[str, Any]
-
-
-class _Coalescer:
-    """Merges an agent's chunks into one token (or thinking) event per TOKEN_WINDOW.
-
-    The first chunk after a quiet spell is emitted at once, so a slow model shows no delay; a
-    timer emits what is left at the end of the window. Content and thinking never merge with
-    each other, so their order is kept.
-    """
-
-    def __init__(self, port: AgentPort) -> None:
-        self.emit_text = port.emit_text
-        self.loop = asyncio.get_running_loop()
-        self.kind: type[ev.TokenStreamed] | type[ev.ThinkingStreamed] = ev.TokenStreamed
-        self.parts: list[str] = []
-        self.last_emit = -TOKEN_WINDOW
-        self.timer: asyncio.TimerHandle | None = None
-
-    def add(self, kind: type[ev.TokenStreamed] | type[ev.ThinkingStreamed], text: str) -> None:
-        if kind is not self.kind:
-            self.flush()
-            self.kind = kind
-        self.parts.append(text)
-        if self.loop.time() - self.last_emit >= TOKEN_WINDOW:
-            self.flush()
-        elif self.timer is None:
-            self.timer = self.loop.call_at(self.last_emit + TOKEN_WINDOW, self.flush)
-
-    def flush(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.parts:
-            parts, self.parts = self.parts, []
-            self.emit_text(self.kind, "".join(parts), len(parts))
-            self.last_emit = self.loop.time()
-
-
-class _StallWatchdog:
-    """Cancels the current task when no chunk has arrived for `stall_timeout` seconds.
-
-    A chunk only records the time; the timer re-arms itself when it fires early. That keeps the
-    per-token cost to one float store instead of a timer reschedule per chunk.
-    """
-
-    def __init__(self, stall_timeout: float) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.task = asyncio.current_task()
-        self.stall_timeout = stall_timeout
-        self.received = False
-        self.last = self.loop.time()
-        self.fired: float = 0.0
-        """The silence, in seconds, that made the watchdog cancel the request (0: it did not)."""
-        self._handle = self.loop.call_at(self.last + stall_timeout * QUEUE_TIMEOUT_FACTOR,
-                                         self._check)
-
-    def chunk(self) -> float:
-        """Record a chunk's arrival; returns the loop time. The first chunk ends the queue
-        wait, so the timer moves from 10 stall timeouts after the request to one after it."""
-        self.last = now = self.loop.time()
-        if not self.received:
-            self.received = True
-            self._handle.cancel()
-            self._handle = self.loop.call_at(now + self.stall_timeout, self._check)
-        return now
-
-    def _check(self) -> None:
-        limit = self.stall_timeout if self.received else self.stall_timeout * QUEUE_TIMEOUT_FACTOR
-        due = self.last + limit
-        if self.loop.time() < due:
-            self._handle = self.loop.call_at(due, self._check)
-            return
-        self.fired = limit
-        if self.task is not None:
-            self.task.cancel()
-
-    def disarm(self) -> None:
-        self._handle.cancel()
 
 
 def _being_cancelled() -> bool:
