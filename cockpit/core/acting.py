@@ -73,18 +73,24 @@ class Approvals:
             reason = f"denied by {by}"
         if decision == "edited" and arguments is None:
             raise CommandError("an edited approval needs the new arguments")
-        await self._supervisor.record(
-            ev.ApprovalDecided, pending.agent, call_id=call_id, decision=decision,
-            reason=reason, by=by,
-            arguments=arguments if arguments is not None else pending.arguments)
-        waiter = self._waiters.pop(call_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        try:
+            await self._supervisor.record(
+                ev.ApprovalDecided, pending.agent, call_id=call_id, decision=decision,
+                reason=reason, by=by,
+                arguments=arguments if arguments is not None else pending.arguments)
+        finally:
+            # Folded already: wake the agent even if whoever decided stops waiting for the
+            # commit (a closed screen); the tool's own commit writes the decision first.
+            waiter = self._waiters.pop(call_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
-    async def decide_all(self, by: str = "person") -> list[str]:
-        """Approve every pending call, oldest first; the ids approved."""
+    async def decide_all(self, by: str = "person", ids: list[str] | None = None) -> list[str]:
+        """Approve every pending call (or those of `ids` still pending: what a person saw),
+        oldest first; the ids approved."""
         done = []
-        for call_id in list(self._supervisor.state.approvals):
+        pending = list(self._supervisor.state.approvals)
+        for call_id in pending if ids is None else [i for i in ids if i in pending]:
             try:
                 await self.decide(call_id, "approved", by=by)
             except CommandError:

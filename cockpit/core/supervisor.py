@@ -579,8 +579,8 @@ class Supervisor:
         await self.approvals.decide(call_id, decision, reason=reason, arguments=arguments,
                                     by=by)
 
-    async def approve_all(self, by: str = "person") -> list[str]:
-        return await self.approvals.decide_all(by)
+    async def approve_all(self, by: str = "person", ids: list[str] | None = None) -> list[str]:
+        return await self.approvals.decide_all(by, ids)
 
     async def set_state(self, key: str, value: Any, by: str = "person") -> None:
         """Write the board. Agents that start later read the new value."""

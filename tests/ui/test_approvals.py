@@ -255,7 +255,7 @@ async def test_the_inspector_shows_every_version_of_a_board_key(db: Path) -> Non
             def versions() -> list[list[str]]:
                 return [[str(c) for c in history.get_row_at(i)] for i in range(history.row_count)]
 
-            await wait_until(lambda: history.border_title == "History of plan",
+            await wait_until(lambda: str(history.border_title) == "History of plan",
                              what="plan's history")
             [(version, when, by, via, value)] = versions()
             assert (version, by, via, value) == ("1", "w", "board_write", "draft one")
@@ -322,3 +322,59 @@ async def test_messages_and_checks_get_lines_of_their_own(db: Path) -> None:
                      writer)  # the arguments cut to the pane's width
     assert "✉ to reviewer" not in writer
     assert writer.count("approved by policy") == 1  # the draft; board_list is not gated
+
+
+async def test_a_hostile_board_key_is_shown_inert_in_the_inspector(db: Path) -> None:
+    """An agent chooses its keys: markup in one must not crash the inspector or act, and an
+    escape sequence must not reach the terminal."""
+    key = "[/][@click=app.quit]k\x1b]0;pwned\x07"
+    async with FakeOllama({"m1": ModelScript(turn=writes(key=key))}) as fake:
+        app = app_for(fake, db, [{"name": "w", "tools": ["board"]}])
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(lambda: app.view.agents.get("w") is not None
+                             and app.view.agents["w"].status == "finished", what="finished")
+            await pilot.press("s")
+            await wait_until(lambda: isinstance(app.screen, InspectorScreen), what="inspector")
+            board = app.screen.query_one("#board", DataTable)
+            keys = [board.coordinate_to_cell_key(Coordinate(i, 0)).row_key.value
+                    for i in range(board.row_count)]
+            await pilot.press(*["down"] * keys.index(key))
+            history = app.screen.query_one("#history", DataTable)
+            def title() -> str:
+                content = history._border_title  # what is drawn, not the markup getter
+                return content.plain if content is not None else ""
+
+            await wait_until(lambda: title().startswith("History of [/][@click=app.quit]k"),
+                             what="the key's history, its markup shown as text")
+            assert "\x1b" not in title() and "\x07" not in title()
+            await pilot.press("enter")  # the whole value, titled by the key
+            await pilot.pause()
+            assert app.is_running  # no MarkupError, no click action ran
+
+
+async def test_keys_wait_when_the_selected_call_was_decided_elsewhere(db: Path) -> None:
+    """The cursor lands on another call when the selected one is decided by someone else:
+    y must not approve a call the person never chose."""
+    def by_task(messages: Messages) -> Turn:
+        task = next(m["content"] for m in messages if m["role"] == "user")
+        return writes(key=task.split()[-1])(messages)
+
+    async with FakeOllama({"m1": ModelScript(turn=by_task)}) as fake:
+        app = gated(fake, db, [{"name": "one", "tools": ["board"], "task": "Write a"},
+                               {"name": "two", "tools": ["board"], "task": "Write b"}])
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(lambda: len(app.view.approvals) == 2, what="both calls wait")
+            await pilot.press("a")
+            await wait_until(lambda: len(rows(app)) == 2, what="the inbox lists both")
+            screen = inbox(app)
+            assert screen is not None and screen.selected is not None
+            chosen = screen.selected.call_id
+            other = next(c for c in app.view.approvals if c != chosen)
+            assert app.supervisor is not None
+            await app.supervisor.decide(chosen, "denied", reason="no", by="another viewer")
+            await wait_until(lambda: len(rows(app)) == 1, what="the inbox drops it")
+            await pilot.press("y")
+            await pilot.pause()
+            assert other in app.view.approvals  # not approved behind the person's back
+            await pilot.press("y")  # told once; now the person has seen it
+            await wait_until(lambda: other not in app.view.approvals, what="now approved")

@@ -68,3 +68,7 @@ def test_the_editor_takes_a_json_object_only() -> None:
     assert parse_arguments("[1, 2]") == ("The arguments must be a JSON object "
                                          '({"name": value, ...}), not list.')
     assert "not null" in str(parse_arguments("null"))
+    # What the log cannot keep exactly is refused, not stored changed or fatal to the writer.
+    for text in ('{"x": NaN}', '{"x": Infinity}', '{"x": 1e400}', '{"x": "\\ud800"}'):
+        refused = parse_arguments(text)
+        assert isinstance(refused, str) and refused.startswith("Not valid JSON: "), text

@@ -42,7 +42,8 @@ class Decisions(Protocol):
                arguments: dict[str, Any] | None = None, by: str = "person") -> Awaitable[None]:
         ...
 
-    def approve_all(self, by: str = "person") -> Awaitable[list[str]]:
+    def approve_all(self, by: str = "person",
+                    ids: list[str] | None = None) -> Awaitable[list[str]]:
         ...
 
 
@@ -76,6 +77,9 @@ class ApprovalInboxScreen(Screen[None]):
         """None: nothing can be decided here (a replay)."""
         self.read_only = read_only
         self._shown: tuple[str, ...] | None = None
+        self._hold: str | None = None
+        """A call the cursor landed on because the selected one was decided elsewhere: the
+        decision keys refuse it until the person moves the cursor."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -114,8 +118,9 @@ class ApprovalInboxScreen(Screen[None]):
             return
         self._shown = current
         table = self.query_one("#calls", DataTable)
-        selected = self.selected
+        selected = self._row_id(table)  # the call the person had chosen, decided or not
         row = table.cursor_row
+        was_empty = not table.row_count
         table.clear()
         now = self.app.clock()
         agents = max((len(one_line(c.agent, 40)) for c in pending.values()), default=0)
@@ -128,9 +133,15 @@ class ApprovalInboxScreen(Screen[None]):
                           key=call_id)
         self.set_class(not pending, "-empty")
         if pending:
-            keep = list(pending).index(selected.call_id) if selected is not None \
-                and selected.call_id in pending else min(row, len(pending) - 1)
+            gone = selected is not None and selected not in pending
+            keep = list(pending).index(selected) if selected is not None \
+                and not gone else min(row, len(pending) - 1)
             table.move_cursor(row=keep)
+            # The selected call was decided elsewhere: the call now under the cursor is one
+            # the person has not chosen, so the keys wait for the cursor to move.
+            self._hold = list(pending)[keep] if gone else None
+            if was_empty:
+                table.focus()  # hidden while empty, the table had lost the focus
         self.show_detail()
         self.refresh_bindings()
 
@@ -156,12 +167,21 @@ class ApprovalInboxScreen(Screen[None]):
             self.query_one("#arguments", Static).update("")
             return
         waited = clock(self.app.clock() - call.requested_at)
-        detail.border_title = (f"{one_line(call.agent, 40)} · {one_line(call.tool, 60)} · "
-                               f"{one_line(call.call_id, 40)} · waiting {waited}")
+        detail.border_title = Text(f"{one_line(call.agent, 40)} · {one_line(call.tool, 60)} · "
+                                   f"{one_line(call.call_id, 40)} · waiting {waited}")
         self.query_one("#arguments", Static).update(Text(pretty_json(call.arguments)))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value != self._hold:
+            self._hold = None
         self.show_detail()
+
+    @staticmethod
+    def _row_id(table: DataTable[Any]) -> str | None:
+        if not table.row_count or table.cursor_row < 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return str(key) if key is not None else None
 
     @property
     def selected(self) -> PendingApproval | None:
@@ -226,14 +246,22 @@ class ApprovalInboxScreen(Screen[None]):
         decisions = self.decisions
         if decisions is None or not self.pending:
             return
-        count = len(self.pending)
-        self._command(decisions.approve_all,
+        shown = [call_id for call_id in self._shown or () if call_id in self.pending]
+        count = len(shown)
+        self._command(lambda: decisions.approve_all(ids=shown),  # only what the person saw
                       "approved 1 call" if count == 1 else f"approved {count} calls")
 
     def _target(self) -> tuple[Decisions, PendingApproval] | None:
         call, decisions = self.selected, self.decisions
+        if call is not None and call.call_id == self._hold:
+            self._hold = None  # told once: the next key acts on the call now shown
+            self.notify("The call you had selected was decided elsewhere, and the cursor is "
+                        "on another one now: look at it, then press the key again.",
+                        severity="warning", markup=False)
+            return None
         return None if call is None or decisions is None else (decisions, call)
 
     def _command(self, call: Callable[[], Awaitable[object]], done: str) -> None:
-        self.run_worker(self.app.command(call, done), group="commands", exclusive=False,
-                        exit_on_error=False, description=done)
+        # On the app, not this screen: leaving the inbox must not cancel a decision half made.
+        self.app.run_worker(self.app.command(call, done), group="commands", exclusive=False,
+                            exit_on_error=False, description=done)

@@ -17,14 +17,24 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static, TextArea
 
+from cockpit.core.text import one_line
+
 
 def parse_arguments(text: str) -> dict[str, Any] | str:
     """The arguments `text` holds, or why it cannot be saved."""
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=no_constant)
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode()  # inf, lone surrogates
     except json.JSONDecodeError as error:
         return (f"Not valid JSON: {error.msg} (line {error.lineno}, column {error.colno}). "
                 "Fix it, or press escape to leave the call as it is.")
+    except (ValueError, UnicodeError) as error:
+        reason = ("a lone surrogate (\\ud800-\\udfff) cannot be stored"
+                  if isinstance(error, UnicodeError) else str(error))
+        return f"Not valid JSON: {reason}. Fix it, or press escape to leave the call as it is."
     if not isinstance(value, dict):
         return (f"The arguments must be a JSON object ({{\"name\": value, ...}}), "
                 f"not {type(value).__name__ if value is not None else 'null'}.")
@@ -72,7 +82,7 @@ class ArgumentsModal(ModalScreen[dict[str, Any] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
-            box.border_title = self.title_text
+            box.border_title = Text(one_line(self.title_text, 120))  # never markup
             yield Static(Text("Edit the arguments (JSON). ctrl+s approves the call with them; "
                               "escape leaves it waiting.", style="dim"))
             yield OrderedTextArea(self.text, id="arguments", soft_wrap=True,

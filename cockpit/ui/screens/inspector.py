@@ -152,7 +152,8 @@ class InspectorScreen(Screen[None]):
         table.clear()
         for key, entry in self.app.view.board.items():
             when = time.strftime("%H:%M:%S", time.localtime(entry.ts))
-            table.add_row(Text(key), Text(preview(entry.value)), Text(entry.by), Text(when),
+            table.add_row(Text(one_line(key, 80)), Text(preview(entry.value)),
+                          Text(one_line(entry.by, 40)), Text(when),
                           Text(str(entry.version)), key=key)
         if table.row_count:
             table.move_cursor(row=min(selected, table.row_count - 1))
@@ -164,7 +165,7 @@ class InspectorScreen(Screen[None]):
         key = self._selected_key()
         table.clear()
         versions = self.app.view.history.get(key, []) if key is not None else []
-        table.border_title = f"History of {one_line(key, 60)}" if key is not None \
+        table.border_title = Text(f"History of {one_line(key, 60)}") if key is not None \
             else "History"
         room = max(20, (table.size.width or self.size.width // 2) - 45)
         for entry in reversed(versions):
@@ -177,6 +178,11 @@ class InspectorScreen(Screen[None]):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "board":
             self.refresh_history()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """`enter` on a board key or one of its versions (the table takes the key itself)."""
+        if event.data_table.id in ("board", "history"):
+            self.action_show_value()
 
     def _selected_key(self) -> str | None:
         table = self.query_one("#board", DataTable)
@@ -223,7 +229,7 @@ class InspectorScreen(Screen[None]):
                 return
             self.run_worker(
                 self.app.command(lambda: supervisor.set_state(key, new, by="person"),
-                                 f"{key} updated"),
+                                 f"{one_line(key, 60)} updated"),
                 group="commands", exit_on_error=False, description=f"set {key}")
 
         self.app.push_screen(InputModal(f"Edit {key} (saved as a state_set by you)", current),

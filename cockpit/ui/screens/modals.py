@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from cockpit.core.text import sanitize
+from cockpit.core.text import one_line, sanitize
 
 
 class ConfirmModal(ModalScreen[bool]):
@@ -90,7 +90,7 @@ class InputModal(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Text(self.prompt), id="prompt")  # wraps, where a Label is cut
+            yield Static(Text(sanitize(self.prompt)), id="prompt")  # wraps; a Label cuts
             yield OrderedInput(self.value, placeholder=self.placeholder, id="input")
             yield Static(Text("enter sends · escape cancels", style="dim"))
 
@@ -127,5 +127,5 @@ class TextModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
-            scroll.border_title = self.title_text
+            scroll.border_title = Text(one_line(self.title_text, 120))  # never markup
             yield Static(Text(sanitize(self.text)))
