@@ -2,7 +2,8 @@
 
 Model output is untrusted: an escape sequence in a token must not be able to clear the screen,
 move the cursor or retitle the window. Markup safety is the UI's job (it never parses model text
-as Rich markup); this module removes the control characters themselves.
+as Rich markup); this module removes the control characters themselves, and the bidirectional
+controls that would let text show in another order than it runs (a "Trojan Source" argument).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ _ESCAPE_RE = re.compile(
     r"|\x1b[@-Z\\-_]?"                  # other two-byte escapes, or a lone ESC
     r"|\x9b[0-?]*[ -/]*[@-~]"           # 8-bit CSI
     r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+    r"|[\u200e\u200f\u202a-\u202e\u2066-\u2069]"  # bidi controls: no reordered text
 )
 
 
@@ -24,7 +26,8 @@ def sanitize(text: str) -> str:
     """`text` without terminal control sequences; newlines and tabs are kept."""
     if text.isprintable():
         return text
-    return _ESCAPE_RE.sub("", text.replace("\r\n", "\n"))
+    text = text.replace("\r\n", "\n").replace("\u2028", "\n").replace("\u2029", "\n")
+    return _ESCAPE_RE.sub("", text)
 
 
 def one_line(text: str, width: int = 120) -> str:
