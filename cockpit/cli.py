@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import gc
 import json
 import os
 import signal
@@ -378,6 +379,9 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
         print(f"cockpit: {verb} {supervisor.session}, log {db}", file=out, flush=True)
         if resume is not None:
             printer.state = copy.deepcopy(resume)  # its lines count from where the log ends
+        # What start-up built (modules, pydantic schemas) lives for the whole run: out of the
+        # collector's reach, full collections do not rescan it while agents stream.
+        gc.freeze()
         try:
             state = await supervisor.run(resume, only=only, until_idle=True)
         except LogError:
