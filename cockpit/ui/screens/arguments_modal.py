@@ -10,7 +10,6 @@ import json
 from typing import Any
 
 from rich.text import Text
-from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -18,6 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static, TextArea
 
 from cockpit.core.text import one_line
+from cockpit.ui.screens.modals import KeysInOrder
 
 
 def parse_arguments(text: str) -> dict[str, Any] | str:
@@ -41,20 +41,9 @@ def parse_arguments(text: str) -> dict[str, Any] | str:
     return value
 
 
-class OrderedTextArea(TextArea):
-    """A `TextArea` that applies keys in the order they were typed (textual#6605, as
-    `OrderedInput`): cursor keys are bindings, which Textual runs after the printable keys
-    that arrived with them in one read, so `down end x` typed fast put the x at the top."""
-
-    async def _on_key(self, event: events.Key) -> None:
-        if not event.is_printable:
-            bindings = self._bindings.key_to_bindings.get(event.key, [])
-            if bindings:
-                event.stop()
-                event.prevent_default()
-                await self.run_action(bindings[0].action)
-                return
-        await super()._on_key(event)
+class OrderedTextArea(KeysInOrder, TextArea):
+    """A `TextArea` that applies keys in the order they were typed (`KeysInOrder`): typed
+    fast, `down end x` put the x at the top."""
 
 
 class ArgumentsModal(ModalScreen[dict[str, Any] | None]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -11,6 +13,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from cockpit.core.text import one_line, sanitize
+
+if TYPE_CHECKING:
+    from textual.widget import Widget
 
 
 class ConfirmModal(ModalScreen[bool]):
@@ -47,13 +52,19 @@ class ConfirmModal(ModalScreen[bool]):
         self.dismiss(answer)
 
 
-class OrderedInput(Input):
-    """An `Input` that applies keys in the order they were typed (textual#6605).
+if TYPE_CHECKING:
+    _Mixin = Widget
+else:
+    _Mixin = object  # a plain mixin: a second Widget base would upset Textual's class setup
 
-    Textual inserts printable keys in the Input's own handler, but keys with a binding (ctrl+u,
-    backspace, Enter) first bubble up to the app, several message queues later. When a terminal
-    delivers "ctrl+u 0.3 Enter" in one read, the text went in, ctrl+u then erased it, and Enter
-    submitted nothing. Here the Input runs its own bindings as the keys arrive.
+
+class KeysInOrder(_Mixin):
+    """Runs the widget's own bindings as the keys arrive (textual#6605).
+
+    Textual inserts printable keys in the widget's own handler, but keys with a binding (ctrl+u,
+    backspace, Enter, cursor keys) first bubble up to the app, several message queues later.
+    When a terminal delivers "ctrl+u 0.3 Enter" in one read, the text went in, ctrl+u then
+    erased it, and Enter submitted nothing. Mixed in before the widget class.
     """
 
     async def _on_key(self, event: events.Key) -> None:
@@ -65,6 +76,10 @@ class OrderedInput(Input):
                 await self.run_action(bindings[0].action)
                 return
         await super()._on_key(event)
+
+
+class OrderedInput(KeysInOrder, Input):
+    """An `Input` that applies keys in the order they were typed (`KeysInOrder`)."""
 
 
 class InputModal(ModalScreen[str | None]):
