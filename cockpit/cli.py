@@ -130,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("crew", type=Path, metavar="CREW.toml")
     _add_db(check)
 
+    status = commands.add_parser(
+        "status", help="where a session stands: each agent's status, figures and waiting calls")
+    status.add_argument("session", nargs="?", default="last", metavar="SESSION",
+                        help="a session id (or prefix), or 'last' (the default)")
+    status.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    _add_db(status)
+
     sessions = commands.add_parser("sessions", help="list logged sessions")
     sessions.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     _add_db(sessions)
@@ -460,6 +467,22 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from cockpit.core.state import fold
+    from cockpit.status import status_record, status_text
+
+    async def load() -> dict[str, object]:
+        async with EventLog.open(db_path(args), readonly=True) as log:
+            session = await log.resolve(args.session)
+            row = next(r for r in await log.sessions() if r.id == session)
+            state = fold([event async for event in log.iter_events(session)])
+            return status_record(row, state)
+
+    record = asyncio.run(load())
+    print(json.dumps(record, indent=2, ensure_ascii=False) if args.json else status_text(record))
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from cockpit.core.export import export_jsonl, export_markdown
 
@@ -531,5 +554,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "engine": cmd_engine,
     "check": cmd_check,
     "sessions": cmd_sessions,
+    "status": cmd_status,
     "export": cmd_export,
 }

@@ -149,3 +149,27 @@ def test_check_lists_each_mcp_servers_tools_and_a_broken_server_exits_2(
         done = cockpit(*args)
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert "mcp server 't' has no tool 'nope'" in done.stderr
+
+
+def test_status_shows_a_running_session_and_the_call_it_waits_on(tmp_path: Path) -> None:
+    crew = tmp_path / "crew.toml"
+    crew.write_text(GATED)
+    db = tmp_path / "log.db"
+    with FakeOllamaThread({"m1": ModelScript(turn=writes)}) as fake:
+        run = start_run(crew, db, fake.url)
+        try:
+            fake.wait_until(lambda: "approval_requested" in types(db), PATIENCE, "the approval")
+            shown = cockpit("status", "--json", "--db", str(db))
+            text = cockpit("status", "last", "--db", str(db))
+        finally:
+            run.send_signal(signal.SIGTERM)
+            run.wait(PATIENCE)
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    assert record["outcome"] == "running" and record["pid"] == run.pid
+    [agent] = record["agents"]
+    assert agent["status"] == "awaiting approval"
+    assert [c["call_id"] for c in agent["awaiting_approval"]] == ["w.1.1"]
+    assert agent["awaiting_approval"][0]["arguments"] == {"key": "plan", "value": "v1"}
+    assert text.returncode == 0 and "w: w.1.1 waits for approval" in text.stdout
+    assert "awaiting approval" in text.stdout.splitlines()[2]
