@@ -29,7 +29,7 @@ from cockpit.core.config import EMBEDDED_HOST, ConfigError, CrewConfig, load_cre
 from cockpit.core.eventlog import EventLog, LogError, SessionRow, default_db_path
 from cockpit.core.logfile import mcp_log_path
 from cockpit.core.resume import ResumeError, outcome_of, resumable
-from cockpit.core.text import one_line
+from cockpit.core.text import one_line, table
 from cockpit.core.tools.base import ToolsUnavailable
 
 if TYPE_CHECKING:
@@ -189,10 +189,7 @@ async def _mcp_tools(crew: CrewConfig) -> str:
 
     lines = []
     async with McpHub(list(crew.mcp)) as hub:
-        for agent in crew.agents:  # each NAME.TOOL names a tool its server has
-            for ref in agent.tools:
-                if ref not in ("board", "messages"):
-                    hub.tools(ref)
+        hub.check_refs(crew.agents)  # each NAME.TOOL names a tool its server has
         for server in crew.mcp:
             tools = hub.tools(f"mcp:{server.name}")
             lines.append(f"  mcp {server.name}: {len(tools)} tools")
@@ -458,12 +455,9 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         print("no sessions yet", file=sys.stderr)
         return EXIT_OK
     columns = ["id", "crew", "started", "duration", "agents", "outcome", "resumable"]
-    table = [[str(r[c]) if c != "resumable" else ("yes" if r[c] else "") for c in columns]
+    cells = [[str(r[c]) if c != "resumable" else ("yes" if r[c] else "") for c in columns]
              for r in records]
-    widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(columns)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    for row in table:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    print("\n".join(table(columns, cells)))
     return EXIT_OK
 
 

@@ -14,7 +14,7 @@ from cockpit.core.describe import host_name
 from cockpit.core.logreader import SessionRow
 from cockpit.core.resume import outcome_of
 from cockpit.core.state import SessionState
-from cockpit.core.text import one_line
+from cockpit.core.text import one_line, table
 
 
 def status_record(row: SessionRow, state: SessionState) -> dict[str, Any]:
@@ -49,15 +49,10 @@ def status_text(record: dict[str, Any]) -> str:
              f"{outcome}{running} · started {started} · {record['events']} events"]
     if record["log_stuck"]:
         lines.append(f"LOG STUCK: {one_line(record['log_stuck'], 160)}")
-    columns = ("agent", "status", "tokens", "tok/s", "calls", "host")
-    table = [[a["name"], a["status"], str(a["tokens"]),
-              "–" if a["tok_s"] is None else f"{a['tok_s']:.1f}", str(a["tool_calls"]),
-              host_name(a["host"], 40)] for a in record["agents"]]
-    widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(columns)]
-    lines.append("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))
-                 .rstrip())
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-              for row in table]
+    lines += table(["agent", "status", "tokens", "tok/s", "calls", "host"],
+                   [[a["name"], a["status"], str(a["tokens"]),
+                     "–" if a["tok_s"] is None else f"{a['tok_s']:.1f}", str(a["tool_calls"]),
+                     host_name(a["host"], 40)] for a in record["agents"]])
     for agent in record["agents"]:
         if agent["error"]:
             lines.append(f"{agent['name']}: {one_line(agent['error'], 160)}")

@@ -83,8 +83,7 @@ async def load_resumable(log: EventLog, ref: str, only: list[str] | None = None)
 def _goes_on(agent: AgentState) -> bool:
     """It runs again on resume: it had not ended, or it finished with a message unread (a
     crash came between the message and its wake-up)."""
-    return _continues(agent.status) or (agent.status is AgentStatus.FINISHED
-                                        and bool(agent.inbox))
+    return _continues(agent.status) or agent.unread
 
 
 def _continues(status: AgentStatus) -> bool:

@@ -146,6 +146,12 @@ class AgentState:
     def partial_thinking(self) -> str:
         return _joined(self.thinking_parts)
 
+    @property
+    def unread(self) -> bool:
+        """Finished with a message waiting: it is about to be woken (or, after a crash, must
+        be on resume), so the session has not ended."""
+        return self.status is AgentStatus.FINISHED and bool(self.inbox)
+
     def clear_partial(self) -> None:
         self.partial_parts = []
         self.thinking_parts = []

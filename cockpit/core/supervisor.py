@@ -208,8 +208,7 @@ class Supervisor:
             else:
                 self._ended[name].set()
         for name, agent in state.agents.items():  # a crash came between message and wake
-            if agent.status is AgentStatus.FINISHED and agent.inbox and (
-                    only is None or name in only):
+            if agent.unread and (only is None or name in only):
                 self._wake_if_idle(name)
         for name in continuing:
             agent = state.agents[name]
@@ -224,7 +223,7 @@ class Supervisor:
         """Every agent has ended, or is held back by `resume --only`, and no finished agent
         has a message waiting (it is about to wake)."""
         return all((agent.status.ended or name in self._held)
-                   and not (agent.status is AgentStatus.FINISHED and agent.inbox)
+                   and not agent.unread
                    for name, agent in self.state.agents.items())
 
     def idle(self) -> bool:
@@ -235,7 +234,7 @@ class Supervisor:
 
     def _blocked(self, name: str) -> bool:
         agent = self.state.agents[name]
-        if agent.status is AgentStatus.FINISHED and agent.inbox and name not in self._held:
+        if agent.unread and name not in self._held:
             return False  # about to wake
         if agent.status.ended or name in self._held:
             return True
@@ -370,7 +369,7 @@ class Supervisor:
             await runner.run(paused=paused)
         # Messages that came as it finished, or while a wake-up was being logged, are read
         # here: the check is made each time the agent is finished, so none is stranded.
-        while (agent := self.state.agents[name]).inbox and agent.status is AgentStatus.FINISHED:
+        while (agent := self.state.agents[name]).unread:
             if await self._wake(name, agent.inbox[0][0]):
                 await runner.run()
 
@@ -523,10 +522,7 @@ class Supervisor:
             await hub.start()
             self.mcp = hub
             try:
-                for agent in self.crew.agents:
-                    for ref in agent.tools:
-                        if ref not in ("board", "messages"):
-                            hub.tools(ref)
+                hub.check_refs(self.crew.agents)
             except Exception:
                 await hub.aclose()
                 self.mcp = None
@@ -556,8 +552,7 @@ class Supervisor:
         with a driver reads them when that driver sees it finished)."""
         agent = self.state.agents[name]
         driver = self._drivers.get(name)
-        if agent.status is AgentStatus.FINISHED and agent.inbox and (
-                driver is None or driver.done()):
+        if agent.unread and (driver is None or driver.done()):
             self._launch(name, fresh=False, woken_by=agent.inbox[0][0])
 
     async def _wake(self, name: str, by: str) -> bool:

@@ -34,3 +34,11 @@ def one_line(text: str, width: int = 120) -> str:
     """A sanitised single-line preview, cut to `width` characters."""
     flat = " ".join(sanitize(text).split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """Plain aligned columns for a terminal: upper-case headers, then one line per row."""
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
+    return [line.rstrip() for line in lines]

@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 import httpx
@@ -29,8 +29,11 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import McpError as SdkError
 from mcp.shared.message import SessionMessage
 
-from cockpit.core.spec import McpServer
+from cockpit.core.spec import McpServer, mcp_server_of
 from cockpit.core.tools.base import Outcome, Tool, ToolsUnavailable
+
+if TYPE_CHECKING:
+    from cockpit.core.config import AgentConfig
 
 INIT_TIMEOUT = 10.0
 """Seconds a server has to answer `initialize`: without a bound a silent server hangs (H.4)."""
@@ -110,6 +113,14 @@ class McpHub:
             await self.aclose()
             where = f" (its stderr is in {self._errlog})" if self._errlog else ""
             raise McpStartError("; ".join(failures) + where)
+
+    def check_refs(self, agents: Iterable[AgentConfig]) -> None:
+        """McpError unless every MCP reference of `agents` names a tool a server has: a typo
+        in `NAME.TOOL` stops the run before it starts, as `cockpit check` says."""
+        for agent in agents:
+            for ref in agent.tools:
+                if mcp_server_of(ref) is not None:
+                    self.tools(ref)
 
     def tools(self, ref: str) -> list[Tool]:
         """`mcp:NAME` gives all of a server's tools, `NAME.TOOL` just that one."""
