@@ -317,7 +317,7 @@ def run_tui(crew: CrewConfig, crew_path: Path, db: Path, *, theme: str | None,
 def run_app(build: Callable[[], App[int]], headless_use: str, no_code: int) -> int:
     """Build and run a TUI app on the terminal. A bad theme or a log error (the app exits
     with return code 2) is a usage error; `no_code` is the exit code when the app gives none."""
-    if not sys.__stderr__ or not sys.__stderr__.isatty():  # Textual draws on stderr
+    if not _in_browser() and (not sys.__stderr__ or not sys.__stderr__.isatty()):
         raise UsageError(f"the TUI needs a terminal; use --headless {headless_use}")
     from cockpit.ui.themes import ThemeError
 
@@ -329,6 +329,12 @@ def run_app(build: Callable[[], App[int]], headless_use: str, no_code: int) -> i
     if app.return_code == 2:
         return EXIT_USAGE
     return code if code is not None else no_code
+
+
+def _in_browser() -> bool:
+    """Under `cockpit serve` (textual-serve's web driver) no stream is a TTY, and Textual
+    draws on the websocket instead (REFERENCE-2 I.2): the terminal check does not apply."""
+    return os.environ.get("TEXTUAL_DRIVER", "").endswith("WebDriver")
 
 
 def run_async(main: Awaitable[int]) -> int:

@@ -1,0 +1,86 @@
+"""Following a session's log as another process writes it: what attached viewers and
+`cockpit logs -f` read.
+
+The owner process commits events in batches (eventlog.py); a reader in another process sees
+each batch once it is committed (WAL: readers never block the writer, nor it them). A tail
+remembers the id of the last row it read and asks for the rows after it, so every event is
+seen exactly once and in log order, however the polls and the batches interleave. The owner
+is never asked for anything: a viewer that dies, or reads slowly, costs the crew nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from cockpit.core.events import BaseEvent
+from cockpit.core.logreader import LogReader
+from cockpit.core.logschema import decode
+from cockpit.core.state import SessionState
+
+POLL_EVERY = 0.02
+"""Seconds between polls while nothing new arrives: well inside a frame (1/30 s)."""
+PAGE = 5000
+
+
+class LogTail:
+    """The events of session `session` after row `after_id`, as they are committed."""
+
+    def __init__(self, log: LogReader, session: str, after_id: int = 0, *,
+                 every: float = POLL_EVERY, page: int = PAGE) -> None:
+        self.log = log
+        self.session = session
+        self.after_id = after_id
+        """The id of the last row read: the next poll starts after it."""
+        self.every = every
+        self.page = page
+        self._woken = asyncio.Event()
+
+    async def poll(self) -> list[BaseEvent]:
+        """Every event committed since the last poll (possibly none), in log order."""
+        events: list[BaseEvent] = []
+        while True:
+            rows = await self.log.rows(self.session, self.after_id, self.page)
+            if rows:
+                self.after_id = rows[-1][0]
+                events.extend(decode(row) for row in rows)
+            if len(rows) < self.page:
+                return events
+
+    def wake(self) -> None:
+        """Poll now rather than at the next tick (a command was just committed)."""
+        self._woken.set()
+
+    async def follow(self, publish: Callable[[list[BaseEvent]], None],
+                     until: Callable[[], bool] = lambda: False) -> None:
+        """Hand each poll's events to `publish` until `until()` holds after a poll (or the
+        task is cancelled)."""
+        while True:
+            events = await self.poll()
+            if events:
+                publish(events)
+            if until():
+                return
+            if not events:
+                self._woken.clear()
+                try:
+                    await asyncio.wait_for(self._woken.wait(), self.every)
+                except TimeoutError:
+                    pass
+
+
+async def fold_log(log: LogReader, session: str,
+                   state: SessionState | None = None) -> tuple[SessionState, int]:
+    """The session as its log holds it now, and the id of the last row folded: where a tail
+    that goes on from this state starts."""
+    tail = LogTail(log, session)
+    state = state if state is not None else SessionState()
+    apply = state.apply
+    while True:
+        rows = await log.rows(session, tail.after_id, PAGE)
+        for row in rows:
+            apply(decode(row))
+        if rows:
+            tail.after_id = rows[-1][0]
+        if len(rows) < PAGE:
+            return state, tail.after_id
