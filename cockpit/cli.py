@@ -26,11 +26,13 @@ from typing import TYPE_CHECKING, TextIO
 
 from cockpit import __version__
 from cockpit.core.config import EMBEDDED_HOST, ConfigError, CrewConfig, load_crew
+from cockpit.core.control import ControlError
 from cockpit.core.eventlog import EventLog, LogError, SessionRow, default_db_path
 from cockpit.core.logfile import mcp_log_path
 from cockpit.core.resume import ResumeError, outcome_of, resumable
 from cockpit.core.text import one_line, table
 from cockpit.core.tools.base import ToolsUnavailable
+from cockpit.owner_process import OwnerError, start_owner
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -77,11 +79,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("crew", type=Path, metavar="CREW.toml")
     run.add_argument("--headless", action="store_true",
                      help="no TUI: progress lines on stderr, exit when every agent has ended")
+    run.add_argument("--detach", action="store_true",
+                     help="start the crew in the background, print its session id and return "
+                          "(`cockpit attach ID` shows it)")
     run.add_argument("--theme", metavar="NAME", help="TUI theme")
     _add_approve(run)
-    run.add_argument("--watch", action=argparse.BooleanOptionalAction, default=True,
-                     help="TUI: re-apply theme files as they are edited (default: on)")
+    run.add_argument("--watch", action=argparse.BooleanOptionalAction, default=None,
+                     help="apply edits of the crew file while it runs (agents that have not "
+                          "started, new agents) and of theme files; --no-watch: neither "
+                          "(default: themes only)")
     _add_db(run)
+
+    attach = commands.add_parser(
+        "attach", help="the cockpit on a running session (an ended one opens as a replay)",
+        description="Open the cockpit on a session another process runs. Leaving it (q, then "
+                    "d) detaches: the crew goes on.",
+        epilog="example: cockpit attach last")
+    attach.add_argument("session", nargs="?", default="last", metavar="SESSION",
+                        help="a session id (or prefix), or 'last' (the default)")
+    attach.add_argument("--theme", metavar="NAME", help="TUI theme")
+    _add_db(attach)
 
     demo = commands.add_parser(
         "demo", help="run the bundled three-agent crew on the embedded engine (no Ollama needed)")
@@ -115,13 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(report)
 
     resume = commands.add_parser(
-        "resume", help="continue an interrupted, crashed or failed session where its log ends")
+        "resume", help="continue an interrupted, crashed or failed session where its log ends; "
+                       "with AGENT, resume that paused agent of a running session",
+        epilog="examples: cockpit resume last · cockpit resume last writer")
     resume.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
+    resume.add_argument("agent", nargs="?", metavar="AGENT",
+                        help="a paused agent of the running session to resume")
     resume.add_argument("--only", action="append", metavar="AGENT",
                         help="continue only this agent (repeat for more); the others stay as "
                              "they are and the session stays resumable")
     resume.add_argument("--headless", action="store_true",
                         help="no TUI: progress lines on stderr, exit when every agent has ended")
+    resume.add_argument("--detach", action="store_true",
+                        help="continue it in the background; print its id and return")
     resume.add_argument("--theme", metavar="NAME", help="TUI theme")
     _add_approve(resume)
     _add_db(resume)
@@ -146,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("jsonl", "markdown"), default="jsonl")
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
     _add_db(export)
+
+    from cockpit import interventions, owner_process
+
+    interventions.add_parsers(commands, _add_db)
+    owner_process.add_parser(commands)
     return parser
 
 
@@ -155,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
     try:
         return handler(args)
-    except (ConfigError, LogError, UsageError, ResumeError, ToolsUnavailable) as error:
+    except (ConfigError, LogError, UsageError, ResumeError, ToolsUnavailable, OwnerError,
+            ControlError) as error:
         print(f"cockpit: {error}" if not isinstance(error, ConfigError) else str(error),
               file=sys.stderr)
         return EXIT_USAGE
@@ -219,19 +248,35 @@ def summarise_crew(crew: CrewConfig, path: Path) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     crew = load_crew(args.crew)
-    return run_crew(crew, args.crew, db_path(args), headless=args.headless, theme=args.theme,
-                    watch=args.watch, approve=args.approve)
+    if args.detach and args.headless:
+        raise UsageError("--detach and --headless do not go together: a detached crew has no "
+                         "terminal; `cockpit logs ID -f` prints its transcript")
+    crew_watch = bool(args.watch)  # the crew file only when asked; themes unless --no-watch
+    if args.detach or not args.headless:
+        return run_owned(db_path(args), crew_path=args.crew.resolve(), detach=args.detach,
+                         theme=args.theme, approve=args.approve, watch=crew_watch,
+                         watch_themes=args.watch is not False)
+    return run_crew(crew, args.crew, db_path(args), headless=True, theme=None, watch=False,
+                    approve=args.approve, crew_watch=crew_watch)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     with resources.as_file(resources.files("cockpit") / "examples" / "demo.toml") as path:
         crew = load_crew(path)
-        return run_crew(crew, path, db_path(args), headless=args.headless, theme=args.theme,
-                        watch=False, approve=args.approve)
+        if not args.headless:
+            return run_owned(db_path(args), crew_path=path, detach=False, theme=args.theme,
+                             approve=args.approve, watch=False, watch_themes=False)
+        return run_crew(crew, path, db_path(args), headless=True, theme=None, watch=False,
+                        approve=args.approve)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from cockpit.core.resume import load_resumable
+
+    if args.agent is not None:  # a paused agent of a running session
+        from cockpit.interventions import cmd_resume_agent
+
+        return cmd_resume_agent(args)
 
     async def load() -> Resumable:
         async with EventLog.open(db_path(args), create=False) as log:
@@ -241,23 +286,88 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if found.complete:  # a crash between the last agent's end and the session's: close it
         return run_async(run_headless(found.crew, Path(found.crew_path or "crew.toml"),
                                       db_path(args), resume=found.state))
+    if args.detach or not args.headless:
+        return run_owned(db_path(args), resume=found.state.session, only=found.only,
+                         detach=args.detach, theme=args.theme, approve=args.approve,
+                         watch=False, watch_themes=True)
     return run_crew(found.crew, Path(found.crew_path or "crew.toml"), db_path(args),
-                    headless=args.headless, theme=args.theme, watch=False, resume=found.state,
+                    headless=True, theme=None, watch=False, resume=found.state,
                     only=found.only, approve=args.approve)
+
+
+def run_owned(db: Path, *, crew_path: Path | None = None, resume: str | None = None,
+              only: list[str] | None = None, detach: bool, theme: str | None,
+              approve: Policy, watch: bool, watch_themes: bool) -> int:
+    """Start the session's owner process; then return (`--detach`) or attach the TUI to it.
+    The crew outlives the TUI: leaving it can detach, and a closed terminal does."""
+    if not detach:
+        _need_terminal("for pipes and scripts")
+    session, pid = start_owner(db, crew_path=crew_path, resume=resume, only=only,
+                               approve=approve, watch=watch)
+    if detach:
+        print(session, flush=True)
+        print(f"cockpit: session {session} runs in the background (process {pid}): "
+              f"`cockpit attach {session}` shows it, `cockpit logs {session} -f` follows it, "
+              f"`cockpit stop {session} AGENT` stops an agent", file=sys.stderr)
+        return EXIT_OK
+    return attach_tui(db, session, theme=theme, started_here=True, watch_themes=watch_themes)
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    _need_terminal("(`cockpit logs SESSION -f` prints a running session's transcript)")
+    return attach_tui(db_path(args), args.session, theme=args.theme, started_here=False,
+                      watch_themes=True)
+
+
+def attach_tui(db: Path, ref: str, *, theme: str | None, started_here: bool,
+               watch_themes: bool) -> int:
+    """The cockpit on session `ref`, run by another process; an ended session is replayed."""
+    from cockpit.core.control import NotRunning
+    from cockpit.core.sources import AttachedSource, ReplaySource, Source
+
+    async def open_source() -> Source:
+        try:
+            return await AttachedSource.open(db, ref, started_here=started_here)
+        except NotRunning:
+            return await ReplaySource.open(db, ref)
+
+    source = asyncio.run(open_source())
+
+    def build() -> App[int]:
+        from cockpit.ui.app import viewer
+
+        return viewer(source, theme=theme, watch_themes=watch_themes and not source.plays)
+
+    holder: list[App[int]] = []
+
+    def keep() -> App[int]:
+        holder.append(build())
+        return holder[0]
+
+    code = run_app(keep, "for pipes and scripts", EXIT_INTERRUPTED)
+    app = holder[0] if holder else None
+    if app is not None and getattr(app, "detached", False):
+        session = source.session
+        with contextlib.suppress(OSError):  # the terminal may be gone (a hang-up)
+                print(f"cockpit: detached; session {session} goes on: `cockpit attach {session}` "
+                  f"comes back, `cockpit status {session}` says where it stands",
+                  file=sys.stderr)
+    return code
 
 
 def run_crew(crew: CrewConfig, crew_path: Path, db: Path, *, headless: bool,
              theme: str | None, watch: bool, resume: SessionState | None = None,
-             only: list[str] | None = None, approve: Policy = "ask") -> int:
-    """Run a crew (or continue `resume`) headless or in the TUI, with the embedded engine up
-    if the crew uses it."""
+             only: list[str] | None = None, approve: Policy = "ask",
+             crew_watch: bool = False) -> int:
+    """Run a crew (or continue `resume`) in this process, headless or in the TUI, with the
+    embedded engine up if the crew uses it."""
     with contextlib.ExitStack() as stack:
         hosts = {}
         if EMBEDDED_HOST in crew.all_hosts():
             hosts[EMBEDDED_HOST] = stack.enter_context(start_engine(PARALLEL)).url
         if headless:
             return run_async(run_headless(crew, crew_path, db, hosts=hosts, resume=resume,
-                                          only=only, approve=approve))
+                                          only=only, approve=approve, crew_watch=crew_watch))
         return run_tui(crew, crew_path, db, theme=theme, watch=watch, hosts=hosts,
                        resume=resume, only=only, approve=approve)
 
@@ -314,11 +424,15 @@ def run_tui(crew: CrewConfig, crew_path: Path, db: Path, *, theme: str | None,
     return run_app(build, "for pipes and scripts", EXIT_INTERRUPTED)
 
 
+def _need_terminal(headless_use: str) -> None:
+    if not _in_browser() and (not sys.__stderr__ or not sys.__stderr__.isatty()):
+        raise UsageError(f"the TUI needs a terminal; use --headless {headless_use}")
+
+
 def run_app(build: Callable[[], App[int]], headless_use: str, no_code: int) -> int:
     """Build and run a TUI app on the terminal. A bad theme or a log error (the app exits
     with return code 2) is a usage error; `no_code` is the exit code when the app gives none."""
-    if not _in_browser() and (not sys.__stderr__ or not sys.__stderr__.isatty()):
-        raise UsageError(f"the TUI needs a terminal; use --headless {headless_use}")
+    _need_terminal(headless_use)
     from cockpit.ui.themes import ThemeError
 
     try:
@@ -365,7 +479,7 @@ def run_async(main: Awaitable[int]) -> int:
 async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
                        stream: TextIO | None = None, hosts: dict[str, str] | None = None,
                        resume: SessionState | None = None, only: list[str] | None = None,
-                       approve: Policy = "ask") -> int:
+                       approve: Policy = "ask", crew_watch: bool = False) -> int:
     """Run the crew to its end with progress lines on `stream` (stderr).
 
     Nobody can resume a paused agent here, so when only paused agents are left the run ends,
@@ -373,8 +487,10 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
     with exit 2 and says what was not written and where it went.
     """
     from cockpit.core.bus import EventBus
+    from cockpit.core.owner import serve_commands
     from cockpit.core.supervisor import Supervisor
     from cockpit.headless import HeadlessPrinter
+    from cockpit.owner_process import _watch
 
     out = stream or sys.stderr
     async with EventLog.open(db) as log:
@@ -393,7 +509,13 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
         # collector's reach, full collections do not rescan it while agents stream.
         gc.freeze()
         try:
-            state = await supervisor.run(resume, only=only, until_idle=True)
+            async with serve_commands(supervisor, db, hosts or {}):  # `cockpit approve` etc.
+                watching = _watch(crew_path.resolve(), supervisor) if crew_watch else None
+                try:
+                    state = await supervisor.run(resume, only=only, until_idle=True)
+                finally:
+                    if watching is not None:
+                        watching.cancel()
         except LogError:
             await asyncio.shield(_abandon(supervisor))
             raise
@@ -504,10 +626,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return write_out(args, transcript, "events")
 
     def build() -> App[int]:
-        from cockpit.ui.replay_app import ReplayApp
+        from cockpit.ui.replay_app import open_replay
 
-        return asyncio.run(ReplayApp.open(db_path(args), args.session, speed=speed,
-                                          theme=args.theme))
+        return asyncio.run(open_replay(db_path(args), args.session, speed=speed,
+                                       theme=args.theme))
 
     return run_app(build, "for a transcript", EXIT_OK)
 
@@ -545,8 +667,28 @@ def write_out(args: argparse.Namespace,
     return EXIT_OK
 
 
+def _owner(args: argparse.Namespace) -> int:
+    from cockpit.owner_process import owner_main
+
+    return owner_main(args)
+
+
+def _intervention(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from cockpit import interventions
+
+        handler: Callable[[argparse.Namespace], int] = getattr(interventions, f"cmd_{name}")
+        return handler(args)
+
+    return run
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
+    "attach": cmd_attach,
+    "_owner": _owner,
+    **{name: _intervention(name)
+       for name in ("pause", "stop", "restart", "redirect", "set", "approve", "deny")},
     "demo": cmd_demo,
     "resume": cmd_resume,
     "report": cmd_report,

@@ -1,10 +1,13 @@
 """Signals and keys that end the TUI, as a user meets them: `cockpit run` in a real
 pseudo-terminal, the fake Ollama over loopback, and the SQLite log read afterwards.
 
-SIGTERM and SIGHUP must end the session as `interrupted` (resumable) with exit 130 / 129 and
-hand the terminal back as it was: alternate screen left, mouse reporting off, cursor shown.
-Ctrl-C is a key in the TUI's raw mode, not a signal: it does what `q` does (or copies, when text
-is selected). Closing the terminal is a real hang-up, with nothing left to draw on.
+`cockpit run` starts the session's owner process and attaches the TUI to it. SIGTERM and SIGINT
+to that TUI stop the crew: the session ends `interrupted` (resumable) with exit 130. SIGHUP, or
+closing the terminal (a real hang-up, with nothing left to draw on), only detaches it (exit
+129): the crew goes on, and SIGTERM to the owner interrupts it later. Either way the terminal is
+handed back as it was: alternate screen left, mouse reporting off, cursor shown. Ctrl-C is a
+key in the TUI's raw mode, not a signal: it does what `q` does (or copies, when text is
+selected).
 """
 
 from __future__ import annotations
@@ -75,13 +78,15 @@ class Terminal:
     """Make the pty the controlling terminal, then become `cockpit` (same pid). Done in the
     child rather than with preexec_fn, which is unsafe in a process with threads."""
 
-    def __init__(self, args: list[str], cwd: Path, size: tuple[int, int] = (40, 120)) -> None:
+    def __init__(self, args: list[str], cwd: Path, size: tuple[int, int] = (40, 120),
+                 env: dict[str, str] | None = None) -> None:
         master, slave = pty.openpty()
         rows, cols = size
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        extra = env or {}
         env = {key: value for key, value in os.environ.items()
                if not key.startswith("TEXTUAL")}  # e.g. TEXTUAL_ALLOW_SIGNALS would change ^C
-        env.update(TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
+        env.update(TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows), **extra)
         self.master: int | None = master
         self.output = bytearray()
         self._lock = threading.Lock()
@@ -157,17 +162,27 @@ class Terminal:
 
 @contextlib.contextmanager
 def tui(tmp_path: Path) -> Iterator[tuple[Terminal, Path]]:
-    """`cockpit run crew.toml` in a pty against a fake Ollama that streams for minutes."""
+    """`cockpit run crew.toml` in a pty against a fake Ollama that streams for minutes; the
+    owner process it starts is killed afterwards, whatever happened."""
     tokens = [f"tok{i} " for i in range(100_000)]
     with FakeOllamaThread({"m1": ModelScript(tokens=tokens, delay=0.01)}) as fake:
         crew = tmp_path / "crew.toml"
         crew.write_text(CREW.format(host=fake.url))
         db = tmp_path / "log.db"
-        terminal = Terminal(["run", str(crew), "--db", str(db)], cwd=tmp_path)
+        terminal = Terminal(["run", str(crew), "--db", str(db)], cwd=tmp_path,
+                            env={"COCKPIT_RUNTIME_DIR": str(tmp_path / "run")})
         try:
             yield terminal, db
         finally:
             terminal.close()
+            for (pid,) in query(db, "SELECT pid FROM sessions"):
+                with contextlib.suppress(ProcessLookupError, TypeError):
+                    os.kill(int(str(pid)), signal.SIGKILL)
+
+
+def owner_pid(db: Path) -> int:
+    [(pid,)] = query(db, "SELECT pid FROM sessions")
+    return int(str(pid))
 
 
 def query(db: Path, sql: str) -> list[tuple[object, ...]]:
@@ -183,11 +198,30 @@ def query(db: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 def wait_streaming(terminal: Terminal, db: Path) -> None:
+    """The owner streams into the log, and the TUI attached to it shows the pane (so its
+    signal handlers are in place)."""
     def streaming() -> bool:
         assert terminal.process.poll() is None, terminal.snapshot()[-2000:]
         return bool(query(db, "SELECT 1 FROM events WHERE type = 'token' LIMIT 1"))
 
     wait_for(streaming, "the agent to stream tokens into the log")
+    terminal.wait_for_text("streaming")
+
+
+def tokens_logged(db: Path) -> int:
+    return int(str(query(db, "SELECT count(*) FROM events WHERE type = 'token'")[0][0]))
+
+
+def assert_goes_on(db: Path) -> None:
+    """The crew outlived its viewer: still running, still streaming; then SIGTERM to the
+    owner interrupts it, flushed and resumable."""
+    pid = owner_pid(db)
+    before = tokens_logged(db)
+    wait_for(lambda: tokens_logged(db) > before, "the crew to stream on without its viewer")
+    assert query(db, "SELECT outcome FROM sessions") == [(None,)]
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: query(db, "SELECT outcome FROM sessions") == [("interrupted",)],
+             "the owner to interrupt the session on SIGTERM")
 
 
 def assert_interrupted(db: Path) -> None:
@@ -210,29 +244,40 @@ def assert_terminal_restored(output: bytes) -> None:
     assert b"Traceback" not in output
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 130), (signal.SIGHUP, 129),
-                                              (signal.SIGINT, 130)])
-def test_signal_interrupts_the_session_and_restores_the_terminal(
-        tmp_path: Path, signum: signal.Signals, code: int) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_run_viewer_stops_the_crew_and_restores_the_terminal(
+        tmp_path: Path, signum: signal.Signals) -> None:
     with tui(tmp_path) as (terminal, db):
         wait_streaming(terminal, db)
         terminal.process.send_signal(signum)
-        assert terminal.wait_exit() == code
+        assert terminal.wait_exit() == 130
         output = terminal.snapshot()
     assert_interrupted(db)
     assert_terminal_restored(output)
 
 
-def test_closing_the_terminal_interrupts_the_session(tmp_path: Path) -> None:
-    """A real hang-up: nothing can be drawn any more, but the log is finished and closed."""
+def test_sighup_detaches_the_viewer_and_the_crew_goes_on(tmp_path: Path) -> None:
+    with tui(tmp_path) as (terminal, db):
+        wait_streaming(terminal, db)
+        terminal.process.send_signal(signal.SIGHUP)
+        assert terminal.wait_exit() == 129
+        output = terminal.snapshot()
+        assert_terminal_restored(output)
+        assert_goes_on(db)
+    assert_interrupted(db)
+
+
+def test_closing_the_terminal_detaches_and_the_crew_goes_on(tmp_path: Path) -> None:
+    """A real hang-up: nothing can be drawn any more; the viewer leaves, the crew does not."""
     with tui(tmp_path) as (terminal, db):
         wait_streaming(terminal, db)
         terminal.hang_up()
         assert terminal.wait_exit() == 129
+        assert_goes_on(db)
     assert_interrupted(db)
 
 
-def test_ctrl_c_asks_like_q_and_y_quits(tmp_path: Path) -> None:
+def test_ctrl_c_asks_like_q_and_y_stops_the_crew(tmp_path: Path) -> None:
     with tui(tmp_path) as (terminal, db):
         wait_streaming(terminal, db)
         mark = len(terminal.snapshot())

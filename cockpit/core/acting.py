@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from cockpit.core import events as ev
-from cockpit.core.commands import CommandError
+from cockpit.core.commands import CommandError, Decision
 from cockpit.core.state import AgentState, AgentStatus, BoardEntry, Call
 from cockpit.core.tools.base import Tool, ToolError
 from cockpit.core.tools.builtin import board_tools, message_tools
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 E = TypeVar("E", bound=ev.BaseEvent)
 Policy = Literal["ask", "all", "none"]
 POLICIES: tuple[Policy, ...] = ("ask", "all", "none")
-Decision = Literal["approved", "denied", "edited"]
 
 
 class Approvals:

@@ -21,10 +21,10 @@ import ollama
 
 from cockpit import __version__
 from cockpit.core import events as ev
-from cockpit.core.acting import Approvals, Decision, Policy, Port, delivery_note
+from cockpit.core.acting import Approvals, Policy, Port, delivery_note
 from cockpit.core.bus import EventBus
-from cockpit.core.commands import Command, CommandError
 from cockpit.core.config import CrewConfig, render_template
+from cockpit.core.commands import Command, CommandError, Decision
 from cockpit.core.eventlog import EventLog, LogError
 from cockpit.core.hosts import HostPool
 from cockpit.core.process import process_identity

@@ -11,6 +11,7 @@ is never asked for anything: a viewer that dies, or reads slowly, costs the crew
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from cockpit.core.events import BaseEvent
@@ -63,10 +64,8 @@ class LogTail:
                 return
             if not events:
                 self._woken.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._woken.wait(), self.every)
-                except TimeoutError:
-                    pass
 
 
 async def fold_log(log: LogReader, session: str,

@@ -1,20 +1,20 @@
-"""The cockpit app: the composition root of the TUI.
+"""The cockpit app: one viewer of one session, whatever feeds it.
 
-The app owns the session's lifetime: on mount it opens the event log and starts the supervisor,
-and on unmount it stops the agents where they are (the session stays resumable) and closes the
-log. The UI's picture of the session is its own fold of the bus (`view`), fed only by the
-bridge, so the TUI shows exactly what the log records, live or replayed.
+The app shows a session and sends a person's commands; it owns neither. A `Source`
+(core/sources.py) feeds it: a supervisor in this process, a session another process owns (its
+log tailed, its commands sent over a socket), or a replay. The UI's picture of the session is
+its own fold of the bus (`view`), fed only by the bridge, so the TUI shows exactly what the log
+records, live, attached or replayed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import gc
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -27,15 +27,13 @@ from textual.signal import Signal
 from textual.theme import BUILTIN_THEMES
 
 from cockpit.core import events as ev
-from cockpit.core.acting import Policy
 from cockpit.core.bus import EventBus
-from cockpit.core.commands import CommandError
+from cockpit.core.commands import CommandError, SessionCommands
 from cockpit.core.config import CrewConfig
+from cockpit.core.control import ControlError
 from cockpit.core.eventlog import EventLog, LogError
-from cockpit.core.logfile import mcp_log_path
+from cockpit.core.sources import OwnedSource, Source
 from cockpit.core.state import AgentStatus, SessionState
-from cockpit.core.supervisor import Supervisor
-from cockpit.core.tools.base import ToolsUnavailable
 from cockpit.ui.bridge import Bridge, urgent
 from cockpit.ui.screens.approval_inbox import ApprovalInboxScreen
 from cockpit.ui.screens.cockpit import CockpitScreen
@@ -44,6 +42,8 @@ from cockpit.ui.widgets.agent_pane import Segment
 
 if TYPE_CHECKING:
     from textual.driver import Driver
+
+    from cockpit.core.supervisor import Supervisor
 
 DEFAULT_THEME = "cockpit-dark"
 PALETTE_SKIP = {"cockpit.focus_next", "cockpit.focus_previous",
@@ -55,7 +55,7 @@ the exit code each gives (DESIGN.md). Ctrl-C typed in the TUI is a key, not a si
 
 
 class CockpitApp(App[int]):
-    """Runs one crew as a session and shows it.
+    """Shows one session, fed by `source`.
 
     Once the first screen is drawn, the objects alive then (Textual, the widgets, the modules)
     are moved out of the garbage collector's reach with `gc.freeze()`: a full collection over
@@ -75,44 +75,51 @@ class CockpitApp(App[int]):
 
     def __init__(
         self,
-        crew: CrewConfig,
-        db: Path,
+        source: Source,
         *,
-        crew_path: Path | None = None,
         theme: str | None = None,
-        hosts: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         watch_themes: bool = True,
         theme_directories: list[Path] | None = None,
-        resume: SessionState | None = None,
-        resume_only: list[str] | None = None,
-        approve: Policy = "ask",
     ) -> None:
         super().__init__()
-        self.approve: Policy = approve
-        """The run's `--approve` policy for gated tool calls."""
-        self.crew = crew
-        self.db = db
-        self.crew_path = crew_path
+        self.source = source
+        self.crew: CrewConfig = source.crew
+        self.db = source.db
         self.clock = clock
-        self.hosts = dict(hosts or {})
-        self.resume = resume
-        """A session folded from its log, to continue (`cockpit resume`); None for a new one."""
-        self.resume_only = resume_only
-        """`cockpit resume --only`: the agents that continue."""
-        self.view = copy.deepcopy(resume) if resume is not None else SessionState()
+        self.view = source.initial_view()
         """The session as the UI has seen it: a fold of every event the bridge delivered."""
         self.events_applied: Signal[list[ev.BaseEvent]] = Signal(self, "events-applied")
         """Published once per frame with the frame's events (inspector, event log view)."""
-        self.supervisor: Supervisor | None = None
         self.log_store: EventLog | None = None
         self.bridge: Bridge | None = None
         self.cockpit: CockpitScreen
+        self.stop_crew = source.quit == "confirm"
+        """On the way out, stop the crew too (else it goes on without this viewer)."""
+        self.detached = False
+        """The viewer left a crew that goes on (the CLI says how to come back)."""
+        self.owner_gone: str | None = None
+        """Why the session's owner is gone, once it is (the crew no longer runs)."""
         self._stack = contextlib.AsyncExitStack()
         self._theme_directories = theme_directories or theme_dirs()
         self._watch_themes = watch_themes
         self._requested_theme = theme
         self._load_themes()
+
+    @property
+    def commands(self) -> SessionCommands | None:
+        """Where interventions go; None when nothing can be commanded (a replay, or before
+        the session started, or once its owner died)."""
+        return None if self.owner_gone is not None else self.source.commands
+
+    @property
+    def session(self) -> str | None:
+        return self.source.session
+
+    @property
+    def supervisor(self) -> Supervisor | None:
+        """The supervisor when the session runs in this process (tests reach in with it)."""
+        return self.source.supervisor if isinstance(self.source, OwnedSource) else None
 
     # -- lifetime ----------------------------------------------------------------------------
 
@@ -128,64 +135,56 @@ class CockpitApp(App[int]):
             raise ThemeError(f"no theme named {name!r}; choose one of: {choices}")
 
     def get_default_screen(self) -> Screen[Any]:
-        self.cockpit = CockpitScreen(self.crew)
+        if self.source.plays:
+            from cockpit.ui.replay_app import ReplayScreen
+
+            self.cockpit = ReplayScreen(self.crew)
+        else:
+            self.cockpit = CockpitScreen(self.crew)
         return self.cockpit
 
-    async def attach_log(self, *, readonly: bool = False,
-                         ) -> tuple[EventLog, EventBus, Bridge] | None:
-        """Open the log for the app's lifetime and the bus the bridge drains; on a log error,
-        exit 2 with the message (and return None)."""
+    async def on_mount(self, event: events.Mount) -> None:
         try:
-            log = await self._stack.enter_async_context(EventLog.open(self.db,
-                                                                      readonly=readonly))
+            log = await self._stack.enter_async_context(
+                EventLog.open(self.db, readonly=self.source.readonly))
         except LogError as error:
             self.exit(2, return_code=2, message=f"cockpit: {error}")
-            return None
+            return
         self.log_store = log
         bus = EventBus()
         self.bridge = bridge = Bridge(bus.subscribe(urgent), self.apply_events,
                                       self.call_after_refresh)
-        return log, bus, bridge
-
-    async def on_mount(self, event: events.Mount) -> None:
-        if (attached := await self.attach_log()) is None:
-            return
-        log, bus, bridge = attached
-        log.add_failure_listener(self._log_gave_up)
-        self.supervisor = Supervisor(self.crew, log, bus, crew_path=self.crew_path,
-                                     hosts=self.hosts, clock=self.clock,
-                                     session=self.resume.session if self.resume else None,
-                                     approve=self.approve, mcp_log=mcp_log_path(self.db))
         self.run_worker(bridge.run(), group="bridge", exclusive=True,
                         description="event bus -> UI, one batch per frame", exit_on_error=True)
-        self.run_worker(self._run_session(), group="session", exclusive=True,
-                        description="the supervisor's session", exit_on_error=False)
+        self.run_worker(self.source.run(log, bus, self), group="session", exclusive=True,
+                        description="the session's events", exit_on_error=False)
         if self._watch_themes:
             self.run_worker(watch_themes(self._theme_directories, self.reload_theme),
                             group="themes", exclusive=True, description="theme hot reload",
                             exit_on_error=False)
         for problem in self.theme_errors:
             self.notify(problem, title="Theme not loaded", severity="warning", markup=False)
+        await self.cockpit.source_mounted()
         self.call_after_refresh(gc.freeze)
 
-    def _log_gave_up(self, error: LogError) -> None:
-        """The log cannot be written at all: the session cannot go on unrecorded. Exit 2 with
-        the log's message (what was not written, and where it went)."""
-        self.exit(2, return_code=2, message=f"cockpit: {error}")
+    # -- what the source says (core/sources.Viewer) --------------------------------------------
 
-    async def _run_session(self) -> None:
-        """Run the session until its agents end. A log that gives up for good (deleted,
-        replaced, or unwritable past its grace) ends the app with exit 2 and its message,
-        which says what was not written and where it went."""
-        assert self.supervisor is not None
-        try:
-            if self.resume is not None:
-                await self.supervisor.resume_session(self.resume, self.resume_only)
-            else:
-                await self.supervisor.start()
-            await self.supervisor.wait()
-        except (LogError, ToolsUnavailable) as error:
-            self.exit(2, return_code=2, message=f"cockpit: {error}")
+    def source_failed(self, message: str) -> None:
+        """The session cannot go on or be shown (the log gave up, a tool server did not
+        start): exit 2 with the message, which says what was not written and where it went."""
+        self.exit(2, return_code=2, message=message)
+
+    def owner_lost(self, message: str) -> None:
+        """The owner process died: nothing can be commanded; the banner says how to resume."""
+        self.owner_gone = message
+        self.cockpit.show_owner_lost(message)
+        self.cockpit.refresh_bindings()
+
+    def source_ready(self) -> None:
+        self.cockpit.source_ready()
+
+    def show_state_at(self, state: SessionState, index: int) -> None:
+        self.cockpit.show_state_at(state, index)
 
     async def run_async(self, **options: Any) -> int | None:
         """Run with SIGTERM, SIGHUP and SIGINT ending the app through its own exit: unmount
@@ -206,7 +205,7 @@ class CockpitApp(App[int]):
         installed = []
         for signum, code in EXIT_SIGNALS.items():
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, self._exit_on_signal, code)  # main thread only
+                loop.add_signal_handler(signum, self._exit_on_signal, code, signum)
                 installed.append(signum)
         try:
             yield
@@ -214,17 +213,19 @@ class CockpitApp(App[int]):
             for signum in installed:
                 loop.remove_signal_handler(signum)
 
-    def _exit_on_signal(self, code: int) -> None:
+    def _exit_on_signal(self, code: int, signum: int) -> None:
         if self.return_code is None:  # the first reason to exit wins (a log error's 2, a `y`)
+            self.stop_crew = self.source.stops_on(signum)
+            self.detached = not self.stop_crew and self.source.quit == "detach"
             self.exit(code)
 
     async def on_unmount(self, event: events.Unmount) -> None:
-        """Cut running agents off where they are, log it, and close the log."""
+        """Leave the session: stop the crew if asked (the source knows how), and close the
+        log."""
         self.cockpit.ready = False  # the panes are going away; the view still folds
         try:
             try:
-                if self.supervisor is not None:
-                    await self.supervisor.shutdown()
+                await self.source.close(self.stop_crew)
             finally:
                 await self._stack.aclose()
         except LogError as error:  # it says what was not written and where it went
@@ -290,7 +291,7 @@ class CockpitApp(App[int]):
             calls = "1 call waits" if waiting == 1 else f"{waiting} calls wait"
             parts.insert(0, f"⏸ {calls} for approval "
                             f"({self.key_display('cockpit.approvals', 'a')})")
-        self.title = f"cockpit · {self.crew.name}"
+        self.title = self.cockpit.title_text()
         self.sub_title = " · ".join(parts)
 
     def key_display(self, binding_id: str, key: str) -> str:
@@ -336,13 +337,30 @@ class CockpitApp(App[int]):
         return [name for name, agent in self.view.agents.items() if not agent.status.ended]
 
     async def action_quit_cockpit(self) -> None:
-        from cockpit.ui.screens.modals import ConfirmModal
+        from cockpit.ui.screens.modals import ConfirmModal, LeaveModal
 
         running = self.agents_running()
-        if not running:
+        if self.source.quit == "free":
+            self.exit(0)  # nothing runs and nothing is written: no need to ask
+            return
+        if not running or self.owner_gone is not None:
             self.exit(self.exit_code())
             return
-        question = (f"{len(running)} agent(s) still running: {', '.join(running)}.\n"
+        names = ", ".join(running)
+        if self.source.quit == "detach":
+            def chosen(choice: str | None) -> None:
+                if choice is not None:
+                    self.stop_crew = choice == "stop"
+                    self.detached = not self.stop_crew
+                    self.exit(0 if self.detached else 130)
+
+            self.push_screen(LeaveModal(
+                f"{len(running)} agent(s) still running: {names}.\n"
+                "Detach and the crew goes on without this window (`cockpit attach "
+                f"{self.session}` comes back), or stop it: the agents are cut off where they "
+                "are, the log keeps everything and the session stays resumable."), chosen)
+            return
+        question = (f"{len(running)} agent(s) still running: {names}.\n"
                     "Quit? They are cut off where they are; the log keeps everything and the "
                     "session stays resumable.")
 
@@ -378,15 +396,20 @@ class CockpitApp(App[int]):
         return 130  # quit while agents ran: interrupted, resumable
 
     async def command(self, call: Callable[[], Any], done: str) -> None:
-        """Run a supervisor command; tell the user what happened, never raise into the UI."""
+        """Run a command on the session; tell the user what happened, never raise into the
+        UI."""
         try:
             await call()
         except CommandError as error:
             self.notify(str(error), severity="warning", markup=False)
         except LogError as error:
             self.notify(str(error), title="Event log failed", severity="error", markup=False)
+        except ControlError as error:
+            self.notify(str(error), title="Session not reached", severity="error",
+                        markup=False)
         else:
             self.notify(done, markup=False, timeout=2)
+            self.source.command_done()
 
 
 class _HangupSafe:
@@ -424,9 +447,22 @@ def _hangup_safe_driver() -> type[Driver]:
     return HangupSafeDriver
 
 
+APP_OPTIONS = frozenset({"theme", "clock", "watch_themes", "theme_directories"})
+
+
 def make_app(crew: CrewConfig, db: Path, **options: Any) -> CockpitApp:
-    """The single way to build the app, for the CLI, the tests and the screenshots."""
-    app = CockpitApp(crew, db, **options)
-    if crew.keymap:
-        app.set_keymap(dict(crew.keymap))
+    """The viewer on a session run in this process (tests, screenshots, benchmarks); the
+    options are `OwnedSource`'s and the app's."""
+    app_options = {k: v for k, v in options.items() if k in APP_OPTIONS}
+    source_options = {k: v for k, v in options.items() if k not in APP_OPTIONS - {"clock"}}
+    if "resume_only" in source_options:
+        source_options["only"] = source_options.pop("resume_only")
+    return viewer(OwnedSource(crew, db, **source_options), **app_options)
+
+
+def viewer(source: Source, **options: Any) -> CockpitApp:
+    """The single way to build the app, whatever feeds it."""
+    app = CockpitApp(source, **options)
+    if source.crew.keymap:
+        app.set_keymap(dict(source.crew.keymap))
     return app

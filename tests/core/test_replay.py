@@ -69,14 +69,14 @@ async def test_seeking_forward_while_paused_crosses_a_long_quiet_spell(db: Path)
 
 
 async def test_a_replay_reads_only_cockpit_logs(tmp_path: Path) -> None:
-    from cockpit.ui.replay_app import ReplayApp
+    from cockpit.ui.replay_app import open_replay
 
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as connection:
         connection.execute("CREATE TABLE t (x)")
     with pytest.raises(LogError, match="not a readable event log"):
-        await ReplayApp.open(other, "last")
+        await open_replay(other, "last")
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(LogError, match="not a readable event log"):
-        await ReplayApp.open(garbage, "last")
+        await open_replay(garbage, "last")

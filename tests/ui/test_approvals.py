@@ -271,16 +271,17 @@ async def test_the_inspector_shows_every_version_of_a_board_key(db: Path) -> Non
 
 
 async def test_replay_shows_the_inbox_read_only(db: Path) -> None:
-    from cockpit.ui.replay_app import ReplayApp
+    from cockpit.ui.replay_app import open_replay
 
     async with FakeOllama({"m1": ModelScript(turn=writes())}) as fake:
         crew = make_crew(fake.url, [{"name": "w", "tools": ["board"]}], approve=["board_write"])
         async with running(crew, db) as session:  # quit while the call waits: interrupted
             await session.wait_status("w", "awaiting approval")
-    app = await ReplayApp.open(db, "last", speed=16)
+    app = await open_replay(db, "last", speed=16)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(lambda: app.player is not None
-                         and app.player.cursor == len(app.timeline), what="the replay's end")
+        await wait_until(lambda: app.source.player is not None
+                         and app.source.player.cursor == len(app.source.timeline),
+                         what="the replay's end")
         await wait_until(lambda: "w.1.1" in app.view.approvals, what="the waiting call")
         await pilot.press("a")
         await wait_until(lambda: len(rows(app)) == 1, what="the inbox lists it")
@@ -293,7 +294,7 @@ async def test_replay_shows_the_inbox_read_only(db: Path) -> None:
         await pilot.pause()
         assert app.screen is screen and not isinstance(app.focused, Input)
         assert "w.1.1" in app.view.approvals
-        bar = app.bar.render_bar().plain
+        bar = app.cockpit.bar.render_bar().plain
         assert "⚑" in bar and "⚑ approval" in bar
 
 

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from cockpit.core.state import SessionState
-from cockpit.ui.replay_app import ReplayApp
+from cockpit.ui.replay_app import open_replay
 from cockpit.ui.screens.inspector import InspectorScreen
 from tests.conftest import make_crew, running, wait_until
 from tests.fake_ollama import FakeOllama, ModelScript
@@ -56,10 +56,11 @@ async def test_replay_builds_the_same_state_as_the_live_run_and_writes_nothing(
         db: Path) -> None:
     live = await record(db)
     before = log_rows(db)
-    app = await ReplayApp.open(db, "last", speed=16)
+    app = await open_replay(db, "last", speed=16)
     async with app.run_test(size=SIZE):
-        await wait_until(lambda: app.player is not None
-                         and app.player.cursor == len(app.timeline), what="the replay's end")
+        await wait_until(lambda: app.source.player is not None
+                         and app.source.player.cursor == len(app.source.timeline),
+                         what="the replay's end")
         await wait_until(lambda: app.view.outcome == "finished", what="the last frame")
         assert summary(app.view) == summary(live)
         assert "finished" in str(app.cockpit.panes["c"].header.render())
@@ -68,10 +69,10 @@ async def test_replay_builds_the_same_state_as_the_live_run_and_writes_nothing(
 
 async def test_transport_keys_and_the_board_at_the_cursor(db: Path) -> None:
     await record(db)
-    app = await ReplayApp.open(db, "last", speed=1)
+    app = await open_replay(db, "last", speed=1)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(lambda: app.player is not None, what="the timeline")
-        player = app.player
+        await wait_until(lambda: app.source.player is not None, what="the timeline")
+        player = app.source.player
         assert player is not None
         await pilot.press("space")
         await wait_until(lambda: not player.playing, what="paused")
@@ -80,7 +81,7 @@ async def test_transport_keys_and_the_board_at_the_cursor(db: Path) -> None:
         await pilot.press("minus")
         await wait_until(lambda: player.speed == 2.0, what="2x")
         await pilot.press("end")
-        await wait_until(lambda: player.cursor == len(app.timeline), what="the end")
+        await wait_until(lambda: player.cursor == len(app.source.timeline), what="the end")
         assert app.view.board["topic"].value == "new"
         assert all(str(a.status) == "finished" for a in app.view.agents.values())
 
@@ -92,8 +93,9 @@ async def test_transport_keys_and_the_board_at_the_cursor(db: Path) -> None:
         await wait_until(lambda: player.cursor == 1 and app.view.crew != "", what="one step")
         assert app.view.board["topic"].value == "old"  # session_started: the initial board
 
-        edit = next(i for i, m in enumerate(app.timeline.markers) if m.kind == "intervention")
-        pause_ts = app.timeline.markers[edit].ts
+        markers = app.source.timeline.markers
+        edit = next(i for i, m in enumerate(markers) if m.kind == "intervention")
+        pause_ts = app.source.timeline.markers[edit].ts
         await player.seek(pause_ts)  # the pause, before the board edit
         await pilot.press("s")
         await wait_until(lambda: isinstance(app.screen, InspectorScreen), what="the inspector")
@@ -103,7 +105,7 @@ async def test_transport_keys_and_the_board_at_the_cursor(db: Path) -> None:
         await pilot.press("escape", "right")  # +5 s: past everything this short session did
         await wait_until(lambda: app.view.board["topic"].value == "new", what="the edit")
         await pilot.press("left")
-        await wait_until(lambda: player.cursor < len(app.timeline), what="seeking back")
+        await wait_until(lambda: player.cursor < len(app.source.timeline), what="seeking back")
         assert not player.playing  # seeking keeps the transport state
 
 

@@ -24,7 +24,7 @@ from cockpit.ui.calls import clock, pretty_json
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from cockpit.core.acting import Decision
+    from cockpit.core.commands import Decision
     from cockpit.ui.app import CockpitApp
 
 EMPTY = "No calls are waiting for approval."
@@ -36,7 +36,7 @@ DECIDING = ("approve", "deny", "edit", "approve_all")
 
 
 class Decisions(Protocol):
-    """What the inbox asks of the session owner (the supervisor)."""
+    """What the inbox asks of the session (`SessionCommands` has these)."""
 
     def decide(self, call_id: str, decision: Decision, *, reason: str = "",
                arguments: dict[str, Any] | None = None, by: str = "person") -> Awaitable[None]:

@@ -1,6 +1,7 @@
 """The main screen: the grid of agent panes and every intervention key.
 
-A key runs an action here, which calls the supervisor and returns. The panes change only when
+A key runs an action here, which sends a command to the session (`app.commands`, whoever owns
+it) and returns. The panes change only when
 the resulting event comes back through the bridge, so what the screen shows is always what the
 log holds.
 """
@@ -26,7 +27,8 @@ from cockpit.ui.widgets.agent_grid import AgentGrid
 from cockpit.ui.widgets.agent_pane import AgentPane, Segment
 
 if TYPE_CHECKING:
-    from cockpit.core.supervisor import Supervisor
+    from cockpit.core.commands import SessionCommands
+    from cockpit.core.state import SessionState
     from cockpit.ui.app import CockpitApp
 
 FLASH_SECONDS = 1.5
@@ -37,6 +39,8 @@ PAUSABLE = RUNNING | {AgentStatus.PAUSED}
 STOPPABLE = RUNNING | {AgentStatus.PAUSED, AgentStatus.WAITING}
 RESTARTABLE = frozenset({AgentStatus.FAILED, AgentStatus.STOPPED})
 CHECKED_ACTIONS = ("pause", "redirect", "stop", "restart", "page")
+INTERVENTIONS = frozenset({"pause", "pause_all", "redirect", "stop", "restart"})
+"""The keys that command the session: not offered where nothing can be commanded."""
 """The actions whose keys `check_action` may dim."""
 
 
@@ -93,7 +97,7 @@ class CockpitScreen(Screen[None]):
 
     app: CockpitApp
     INBOX_READ_ONLY = "The session has not started yet: calls can be seen, not decided."
-    """What the approval inbox says when there is no supervisor to decide."""
+    """What the approval inbox says when nothing can decide yet."""
 
     def __init__(self, crew: CrewConfig) -> None:
         super().__init__()
@@ -116,6 +120,8 @@ class CockpitScreen(Screen[None]):
         yield Header()
         self.log_banner = LogBanner(id="log-banner", markup=False)
         yield self.log_banner
+        self.owner_banner = LogBanner(id="owner-banner", markup=False)
+        yield self.owner_banner
         view = self.app.view
         panes = []
         for number, agent in enumerate(self.crew.agents, start=1):
@@ -203,7 +209,7 @@ class CockpitScreen(Screen[None]):
         self._approvals = current
         for name, pane in self.panes.items():
             pane.show_approvals([p for p in approvals.values() if p.agent == name])
-        if fresh and self.app.supervisor is not None and \
+        if fresh and self.app.commands is not None and \
                 not isinstance(self.app.screen, ApprovalInboxScreen):  # it lists them
             first = fresh[0]
             what = f"{first.agent} asks to run {one_line(first.tool, 60)}" if len(fresh) == 1 \
@@ -225,6 +231,28 @@ class CockpitScreen(Screen[None]):
         self.log_banner.update(Text(LOG_BANNER.format(cause=one_line(cause, 300)),
                                     no_wrap=True, overflow="ellipsis"))
         self.log_banner.add_class("-shown")
+
+    def show_owner_lost(self, message: str) -> None:
+        """The session's owner is gone: one loud line, for as long as this viewer lives."""
+        self.owner_banner.update(Text(one_line(message, 300), no_wrap=True,
+                                      overflow="ellipsis"))
+        self.owner_banner.add_class("-shown")
+        self.notify(message, title="Session not running", severity="error", markup=False,
+                    timeout=30)
+
+    async def source_mounted(self) -> None:
+        """The source starts feeding now (a replay mounts its timeline bar here)."""
+
+    def source_ready(self) -> None:
+        """What the source offers has changed: the keys that depend on it are re-checked."""
+        self.refresh_bindings()
+
+    def show_state_at(self, state: SessionState, index: int) -> None:
+        """Only a replay seeks."""
+
+    def title_text(self) -> str:
+        where = f" · {self.app.session}" if self.app.source.quit == "detach" else ""
+        return f"cockpit · {self.crew.name}{where}"
 
     def forget_held(self) -> None:
         """Drop text kept back for the next frame (a replay seek redraws every pane)."""
@@ -316,6 +344,8 @@ class CockpitScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Dim the keys that do not apply to the focused agent right now."""
+        if action in INTERVENTIONS and self.app.commands is None:
+            return False  # nothing can be commanded here: a replay, or an owner that died
         agent = self.focused_agent
         status = agent.status if agent is not None else None
         allowed = {
@@ -331,33 +361,33 @@ class CockpitScreen(Screen[None]):
     def action_pause(self) -> None:
         if (target := self._target()) is None:
             return
-        supervisor, agent = target
+        commands, agent = target
         name = agent.name
         if agent.status is AgentStatus.PAUSED:
-            self._command(lambda: supervisor.resume(name), f"resumed {name}")
+            self._command(lambda: commands.resume(name), f"resumed {name}")
         else:
-            self._command(lambda: supervisor.pause(name), f"paused {name}")
+            self._command(lambda: commands.pause(name), f"paused {name}")
 
     def action_pause_all(self) -> None:
-        supervisor = self.app.supervisor
-        if supervisor is None:
+        commands = self.app.commands
+        if commands is None:
             return
         if any(a.status in RUNNING for a in self.app.view.agents.values()):
-            self._command(supervisor.pause_all, "paused every running agent")
+            self._command(commands.pause_all, "paused every running agent")
         else:
-            self._command(supervisor.resume_all, "resumed every paused agent")
+            self._command(commands.resume_all, "resumed every paused agent")
 
     def action_redirect(self) -> None:
         from cockpit.ui.screens.modals import RedirectModal
 
         if (target := self._target()) is None:
             return
-        supervisor, agent = target
+        commands, agent = target
         name = agent.name
 
         def send(instruction: str | None) -> None:
             if instruction:
-                self._command(lambda: supervisor.redirect(name, instruction),
+                self._command(lambda: commands.redirect(name, instruction),
                               f"redirected {name}")
 
         self.app.push_screen(RedirectModal(name), send)
@@ -367,12 +397,12 @@ class CockpitScreen(Screen[None]):
 
         if (target := self._target()) is None:
             return
-        supervisor, agent = target
+        commands, agent = target
         name = agent.name
 
         def decided(stop: bool | None) -> None:
             if stop:
-                self._command(lambda: supervisor.stop(name), f"stopped {name}")
+                self._command(lambda: commands.stop(name), f"stopped {name}")
 
         dependents = [a.name for a in self.crew.agents if name in a.after]
         warning = f"\nAgents waiting for it will not start: {', '.join(dependents)}." \
@@ -382,14 +412,14 @@ class CockpitScreen(Screen[None]):
     def action_restart(self) -> None:
         if (target := self._target()) is None:
             return
-        supervisor, agent = target
+        commands, agent = target
         name = agent.name
-        self._command(lambda: supervisor.restart(name), f"restarted {name}")
+        self._command(lambda: commands.restart(name), f"restarted {name}")
 
-    def _target(self) -> tuple[Supervisor, AgentState] | None:
-        """The supervisor and the selected agent, when both exist."""
-        agent, supervisor = self.focused_agent, self.app.supervisor
-        return None if agent is None or supervisor is None else (supervisor, agent)
+    def _target(self) -> tuple[SessionCommands, AgentState] | None:
+        """Where commands go and the selected agent, when both exist."""
+        agent, commands = self.focused_agent, self.app.commands
+        return None if agent is None or commands is None else (commands, agent)
 
     def _command(self, call: object, done: str) -> None:
         self.run_worker(self.app.command(call, done),  # type: ignore[arg-type]
@@ -417,7 +447,7 @@ class CockpitScreen(Screen[None]):
 
     def action_approvals(self) -> None:
         if not isinstance(self.app.screen, ApprovalInboxScreen):
-            self.app.push_screen(ApprovalInboxScreen(self.app.supervisor,
+            self.app.push_screen(ApprovalInboxScreen(self.app.commands,
                                                      self.INBOX_READ_ONLY))
 
     def action_follow(self) -> None:

@@ -85,10 +85,10 @@ class EventLogScreen(Screen[None]):
     async def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("seq", "time", "", "agent", "type", "what")
-        log, supervisor = self.app.log_store, self.app.supervisor
-        if log is not None and supervisor is not None:
+        log, session = self.app.log_store, self.app.session
+        if log is not None and session is not None:
             await log.flush()
-            self.rows = await log.events_before(supervisor.session, None, PAGE)
+            self.rows = await log.events_before(session, None, PAGE)
             self.oldest_id = self.rows[0].id if self.rows else None
         self.rebuild()
         self.app.events_applied.subscribe(self, self.on_events)
@@ -135,11 +135,11 @@ class EventLogScreen(Screen[None]):
         self.rebuild()
 
     async def action_older(self) -> None:
-        log, supervisor = self.app.log_store, self.app.supervisor
-        if log is None or supervisor is None or self.oldest_id is None:
+        log, session = self.app.log_store, self.app.session
+        if log is None or session is None or self.oldest_id is None:
             self.notify("no older events", timeout=2)
             return
-        older = await log.events_before(supervisor.session, self.oldest_id, PAGE)
+        older = await log.events_before(session, self.oldest_id, PAGE)
         if not older:
             self.notify("this is the first event", timeout=2)
             return

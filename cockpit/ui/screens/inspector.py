@@ -2,7 +2,7 @@
 conversation, the hosts.
 
 It reads the app's folded view, refreshed from the `events_applied` signal; edits go through the
-supervisor as `state_set` events by "person", like every other change.
+session as `state_set` events by "person", like every other change.
 """
 
 from __future__ import annotations
@@ -213,8 +213,8 @@ class InspectorScreen(Screen[None]):
         from cockpit.ui.screens.modals import InputModal
 
         key = self._selected_key()
-        supervisor = self.app.supervisor
-        if key is None or supervisor is None:
+        commands = self.app.commands
+        if key is None or commands is None:
             return
         value = self.app.view.board[key].value
         current = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -228,7 +228,7 @@ class InspectorScreen(Screen[None]):
                 self.notify(f"not valid JSON: {error}", severity="error", markup=False)
                 return
             self.run_worker(
-                self.app.command(lambda: supervisor.set_state(key, new, by="person"),
+                self.app.command(lambda: commands.set_state(key, new, by="person"),
                                  f"{one_line(key, 60)} updated"),
                 group="commands", exit_on_error=False, description=f"set {key}")
 
@@ -277,16 +277,19 @@ class InspectorScreen(Screen[None]):
                         description="poll /api/ps")
 
     async def _poll_hosts(self) -> None:
-        supervisor = self.app.supervisor
-        if supervisor is None:
-            return
+        source = self.app.source
+        if self.app.commands is None:
+            return  # a replay asks no host
         agents = list(self.app.view.agents.values())
         crew_hosts = self.app.crew.all_hosts()  # the pools too, used or not
         hosts = sorted({a.host for a in agents} | crew_hosts)
 
         async def ps(host: str) -> Any:
             # Bounded, so a host that swallows connections cannot hold up the others' rows.
-            return await asyncio.wait_for(supervisor.client(host).ps(), PS_TIMEOUT)
+            client = source.host_client(host)
+            if client is None:
+                raise ConnectionError("no client for this host")
+            return await asyncio.wait_for(client.ps(), PS_TIMEOUT)
 
         answers = await asyncio.gather(*(ps(host) for host in hosts), return_exceptions=True)
         now = self.app.clock()

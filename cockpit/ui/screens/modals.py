@@ -1,4 +1,4 @@
-"""Small modal dialogs: confirm, redirect, edit a board value, show a long value."""
+"""Small modal dialogs: confirm, leave a session, redirect, edit a board value, show a value."""
 
 from __future__ import annotations
 
@@ -49,6 +49,42 @@ class ConfirmModal(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
     def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class LeaveModal(ModalScreen[str | None]):
+    """Leaving a session that runs in its own process: `d` detaches (the crew goes on), `y`
+    stops the crew (what `q`, `y` always did), `n` or escape stays."""
+
+    DEFAULT_CSS = """
+    LeaveModal { align: center middle; }
+    LeaveModal > Vertical { width: 76; height: auto; border: thick $warning; padding: 1 2;
+                            background: $surface; }
+    LeaveModal Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
+    LeaveModal Button { margin-left: 2; }
+    """
+    BINDINGS = [
+        Binding("d", "answer('detach')", "Detach", id="cockpit.leave_detach"),
+        Binding("y", "answer('stop')", "Stop the crew", id="cockpit.leave_stop"),
+        Binding("n,escape", "answer(None)", "Stay", id="cockpit.leave_stay"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(self.question))
+            with Horizontal():
+                yield Button("Detach (d)", variant="primary", id="detach")
+                yield Button("Stop the crew (y)", variant="warning", id="stop")
+                yield Button("Stay (n)", id="stay")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None if event.button.id == "stay" else event.button.id)
+
+    def action_answer(self, answer: str | None) -> None:
         self.dismiss(answer)
 
 
