@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from cockpit import __version__
+from cockpit.core.channel import ControlError
 from cockpit.core.config import EMBEDDED_HOST, ConfigError, CrewConfig, load_crew
-from cockpit.core.control import ControlError
 from cockpit.core.eventlog import EventLog, LogError, SessionRow, default_db_path
 from cockpit.core.logfile import mcp_log_path
 from cockpit.core.resume import ResumeError, outcome_of, resumable
@@ -170,8 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
     _add_db(export)
 
-    from cockpit import interventions, owner_process
+    from cockpit import interventions, logs, owner_process
 
+    logs.add_parser(commands, _add_db)
     interventions.add_parsers(commands, _add_db)
     owner_process.add_parser(commands)
     return parser
@@ -322,7 +323,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
 def attach_tui(db: Path, ref: str, *, theme: str | None, started_here: bool,
                watch_themes: bool) -> int:
     """The cockpit on session `ref`, run by another process; an ended session is replayed."""
-    from cockpit.core.control import NotRunning
+    from cockpit.core.channel import NotRunning
     from cockpit.core.sources import AttachedSource, ReplaySource, Source
 
     async def open_source() -> Source:
@@ -667,6 +668,12 @@ def write_out(args: argparse.Namespace,
     return EXIT_OK
 
 
+def _logs(args: argparse.Namespace) -> int:
+    from cockpit.logs import cmd_logs
+
+    return cmd_logs(args)
+
+
 def _owner(args: argparse.Namespace) -> int:
     from cockpit.owner_process import owner_main
 
@@ -686,6 +693,7 @@ def _intervention(name: str) -> Callable[[argparse.Namespace], int]:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "attach": cmd_attach,
+    "logs": _logs,
     "_owner": _owner,
     **{name: _intervention(name)
        for name in ("pause", "stop", "restart", "redirect", "set", "approve", "deny")},

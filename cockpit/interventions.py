@@ -1,24 +1,25 @@
 """Commands from a shell: `cockpit pause|resume|stop|restart|redirect|set|approve|deny`.
 
-Each sends one request to the session's owner over its socket (core/control.py) and returns
+Each sends one request to the session's owner over its socket (core/channel.py) and returns
 once the owner has committed the event, as a key in the cockpit does. Exit 0 when it was
 applied; 2 with the reason when it does not apply ("writer is finished"), when the session is
 not running, or when the caller may not command it.
+
+`cockpit.entry` sends these verbs here without importing the rest of the CLI (pydantic, the
+event types, aiosqlite): a command from a shell costs little more than Python's start-up.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cockpit.core.commands import CommandError
-from cockpit.core.control import ControlClient, ControlError, NotRunning, RemoteCommands
-from cockpit.core.eventlog import EventLog, LogError, default_db_path
+from cockpit.core.channel import ControlError, NotRunning, Refused, request, resolve_session
+from cockpit.core.logfile import default_db_path
 from cockpit.core.text import one_line, sanitize
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -86,24 +87,14 @@ def _db(args: argparse.Namespace) -> Path:
     return Path(args.db).expanduser() if args.db else default_db_path()
 
 
-def command(args: argparse.Namespace,
-            send: Callable[[RemoteCommands], Awaitable[Any]],
-            said: Callable[[Any], str]) -> int:
-    """Send one command to session `args.session`; say what was done, or why not."""
+def command(args: argparse.Namespace, op: str, said: Callable[[Any], str],
+            **fields: Any) -> int:
+    """Send request `op` to session `args.session`; say what was done, or why not."""
     db = _db(args)
-
-    async def go() -> tuple[str, Any]:
-        async with EventLog.open(db, readonly=True) as log:
-            session = await log.resolve(args.session)
-        client = await ControlClient.connect(db, session)
-        try:
-            return session, await send(RemoteCommands(client))
-        finally:
-            await client.aclose()
-
     try:
-        session, result = asyncio.run(go())
-    except (CommandError, ControlError, LogError) as error:
+        session = resolve_session(db, args.session)
+        result = request(db, session, op, by="person", **fields)
+    except (ControlError, Refused) as error:
         hint = ""
         if isinstance(error, NotRunning):
             hint = "; `cockpit status` says how it ended, `cockpit resume` continues it"
@@ -114,24 +105,24 @@ def command(args: argparse.Namespace,
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    return command(args, lambda c: c.pause(args.agent), lambda _: f"paused {args.agent}")
+    return command(args, "pause", lambda _: f"paused {args.agent}", agent=args.agent)
 
 
 def cmd_resume_agent(args: argparse.Namespace) -> int:
-    return command(args, lambda c: c.resume(args.agent), lambda _: f"resumed {args.agent}")
+    return command(args, "resume", lambda _: f"resumed {args.agent}", agent=args.agent)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    return command(args, lambda c: c.stop(args.agent), lambda _: f"stopped {args.agent}")
+    return command(args, "stop", lambda _: f"stopped {args.agent}", agent=args.agent)
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
-    return command(args, lambda c: c.restart(args.agent), lambda _: f"restarted {args.agent}")
+    return command(args, "restart", lambda _: f"restarted {args.agent}", agent=args.agent)
 
 
 def cmd_redirect(args: argparse.Namespace) -> int:
-    return command(args, lambda c: c.redirect(args.agent, args.instruction),
-                   lambda _: f"redirected {args.agent}")
+    return command(args, "redirect", lambda _: f"redirected {args.agent}", agent=args.agent,
+                   instruction=args.instruction)
 
 
 def cmd_set(args: argparse.Namespace) -> int:
@@ -142,8 +133,8 @@ def cmd_set(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as error:
             print(f"cockpit: VALUE is not valid JSON: {error}", file=sys.stderr)
             return EXIT_USAGE
-    return command(args, lambda c: c.set_state(args.key, value),
-                   lambda _: f"set {one_line(args.key, 80)}")
+    return command(args, "set", lambda _: f"set {one_line(args.key, 80)}", key=args.key,
+                   value=value)
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
@@ -151,23 +142,48 @@ def cmd_approve(args: argparse.Namespace) -> int:
         print("cockpit: give a CALL or --all, not both", file=sys.stderr)
         return EXIT_USAGE
     if args.all:
-        return command(args, lambda c: c.approve_all(),
+        return command(args, "approve_all",
                        lambda ids: f"approved {', '.join(ids)}" if ids
                        else "no calls were waiting")
     if args.call:
-        return command(args, lambda c: c.decide(args.call, "approved"),
-                       lambda _: f"approved {args.call}")
+        return command(args, "decide", lambda _: f"approved {args.call}", call_id=args.call,
+                       decision="approved")
     return _list_waiting(args)
 
 
 def cmd_deny(args: argparse.Namespace) -> int:
-    return command(args, lambda c: c.decide(args.call, "denied", reason=args.reason),
-                   lambda _: f"denied {args.call}")
+    return command(args, "decide", lambda _: f"denied {args.call}", call_id=args.call,
+                   decision="denied", reason=args.reason)
+
+
+VERBS = {"pause": cmd_pause, "stop": cmd_stop, "restart": cmd_restart,
+         "redirect": cmd_redirect, "set": cmd_set, "approve": cmd_approve, "deny": cmd_deny}
+
+
+def main(argv: Sequence[str]) -> int:
+    """`cockpit VERB ...` for the verbs above, parsed as the full CLI would."""
+    parser = argparse.ArgumentParser(prog="cockpit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add_db(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--db", type=Path, default=None, metavar="PATH",
+                         help="event log (default: $COCKPIT_DB, else "
+                              "~/.local/share/cockpit/cockpit.db)")
+
+    add_parsers(commands, add_db)
+    args = parser.parse_args(list(argv))
+    try:
+        return VERBS[args.command](args)
+    except KeyboardInterrupt:
+        return 130
 
 
 def _list_waiting(args: argparse.Namespace) -> int:
     """`cockpit approve SESSION`: what waits, read from the log; exit 2 (nothing decided)."""
+    import asyncio
+
     from cockpit.core.describe import call_line
+    from cockpit.core.eventlog import EventLog, LogError
     from cockpit.core.tail import fold_log
 
     async def load() -> tuple[str, list[str]]:

@@ -10,9 +10,7 @@ Only the user who owns a session may command it, checked twice: the socket lives
 only that user can enter (0700, checked, never trusted as found), and the owner checks each
 caller's uid (`SO_PEERCRED`), which also holds against root, whom file modes do not stop.
 
-The directory is `$COCKPIT_RUNTIME_DIR`, else `/tmp/cockpit-UID`. Not `$XDG_RUNTIME_DIR`:
-systemd removes it when the user's last login ends, which would cut a crew that was detached
-at 11 PM off from every command.
+Where the socket lives, and a shell's single request, are in channel.py (no asyncio there).
 
 One JSON object per line each way. A request is `{"id", "op", "args"}`; its answer is
 `{"id", "ok": true, "result"}` or `{"id", "ok": false, "error", "kind"}`. A viewer says
@@ -24,16 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import socket
-import stat
 import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from cockpit.core.channel import ControlError, NotRunning, socket_path
 from cockpit.core.commands import CommandError, Decision
 from cockpit.core.logreader import LogError
 
@@ -42,39 +39,6 @@ if TYPE_CHECKING:
 
 LINE_LIMIT = 16 * 1024 * 1024
 """Longest request or answer (a board value can be long; a runaway peer cannot grow it)."""
-
-
-class ControlError(Exception):
-    """The channel itself failed: nobody listens, the peer is not allowed, it hung up."""
-
-
-class NotRunning(ControlError):
-    """No owner process answers for the session (it ended, crashed or never started)."""
-
-
-def runtime_dir() -> Path:
-    """The directory the sockets live in, created 0700 and checked to be ours alone."""
-    base = os.environ.get("COCKPIT_RUNTIME_DIR")
-    path = Path(base) if base else Path("/tmp") / f"cockpit-{os.getuid()}"
-    try:
-        path.mkdir(mode=0o700, exist_ok=True)
-        info = os.lstat(path)
-    except OSError as error:
-        raise ControlError(f"cannot use {path} for the session's socket: "
-                           f"{error.strerror or error}") from None
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() \
-            or info.st_mode & 0o077:
-        raise ControlError(f"{path} is not a private directory of this user (it must be a "
-                           f"directory owned by uid {os.getuid()} with mode 0700); remove it "
-                           "or set COCKPIT_RUNTIME_DIR")
-    return path
-
-
-def socket_path(db: Path, session: str) -> Path:
-    """Where session `session` of log `db` is commanded. The log's path is part of the
-    name: two logs may hold sessions with the same id."""
-    digest = hashlib.sha1(str(Path(db).expanduser().resolve()).encode()).hexdigest()[:10]
-    return runtime_dir() / f"{session}-{digest}.sock"
 
 
 def peer_uid(sock: socket.socket) -> int | None:

@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cockpit.core.control import ControlServer, socket_path
+from cockpit.core.channel import socket_path
+from cockpit.core.control import ControlServer
 
 if TYPE_CHECKING:
     from cockpit.core.supervisor import Supervisor

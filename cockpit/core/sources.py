@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from cockpit.core.bus import EventBus
+from cockpit.core.channel import ControlError
 from cockpit.core.commands import SessionCommands
 from cockpit.core.config import CrewConfig
-from cockpit.core.control import ControlClient, ControlError, RemoteCommands
+from cockpit.core.control import ControlClient, RemoteCommands
 from cockpit.core.eventlog import EventLog
 from cockpit.core.events import BaseEvent
 from cockpit.core.logfile import mcp_log_path

@@ -18,8 +18,9 @@ _ESCAPE_RE = re.compile(
     r"|\x1b[@-Z\\-_]?"                  # other two-byte escapes, or a lone ESC
     r"|\x9b[0-?]*[ -/]*[@-~]"           # 8-bit CSI
     r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
-    r"|[\u200e\u200f\u202a-\u202e\u2066-\u2069]"  # bidi controls: no reordered text
+    r"|[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"  # bidi controls: no reordered text
 )
+_BREAK_RE = re.compile("\r?\n|[\u2028\u2029]")
 
 
 def sanitize(text: str) -> str:
@@ -28,6 +29,13 @@ def sanitize(text: str) -> str:
         return text
     text = text.replace("\r\n", "\n").replace("\u2028", "\n").replace("\u2029", "\n")
     return _ESCAPE_RE.sub("", text)
+
+
+def split_lines(text: str) -> list[str]:
+    """`text` cut at its line breaks (`\\n`, `\\r\\n`, U+2028, U+2029), each piece sanitised.
+    Cutting first means an unterminated escape sequence cannot swallow a line break, so the
+    pieces are exactly the lines the text has; none holds a control character but tab."""
+    return [sanitize(line) for line in _BREAK_RE.split(text)]
 
 
 def one_line(text: str, width: int = 120) -> str:

@@ -28,9 +28,9 @@ from textual.theme import BUILTIN_THEMES
 
 from cockpit.core import events as ev
 from cockpit.core.bus import EventBus
+from cockpit.core.channel import ControlError
 from cockpit.core.commands import CommandError, SessionCommands
 from cockpit.core.config import CrewConfig
-from cockpit.core.control import ControlError
 from cockpit.core.eventlog import EventLog, LogError
 from cockpit.core.sources import OwnedSource, Source
 from cockpit.core.state import AgentStatus, SessionState
