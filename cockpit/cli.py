@@ -170,9 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
     _add_db(export)
 
-    from cockpit import interventions, logs, owner_process
+    from cockpit import interventions, logs, owner_process, serve
 
     logs.add_parser(commands, _add_db)
+    serve.add_parser(commands, _add_db)
     interventions.add_parsers(commands, _add_db)
     owner_process.add_parser(commands)
     return parser
@@ -674,6 +675,12 @@ def _logs(args: argparse.Namespace) -> int:
     return cmd_logs(args)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from cockpit.serve import cmd_serve
+
+    return cmd_serve(args)
+
+
 def _owner(args: argparse.Namespace) -> int:
     from cockpit.owner_process import owner_main
 
@@ -694,6 +701,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "attach": cmd_attach,
     "logs": _logs,
+    "serve": _serve,
     "_owner": _owner,
     **{name: _intervention(name)
        for name in ("pause", "stop", "restart", "redirect", "set", "approve", "deny")},
