@@ -136,6 +136,13 @@ class HeadlessPrinter:
                     text += f"\n{' ' * 9}{other.name.ljust(self._width)} waiting for " + \
                         ", ".join(other.after)
                 return text
+            case ev.CrewUpdated() if not event.diff:
+                return "crew      file valid again; the crew is as it was"
+            case ev.CrewUpdated():
+                return "crew      file changed\n" + self._indented(event.diff)
+            case ev.CrewRejected():
+                return "crew      file change rejected; the crew goes on unchanged\n" + \
+                    self._indented(event.error.splitlines())
             case ev.SessionResumed():
                 if event.only is not None:
                     return "resumed   only " + ", ".join(event.only)
@@ -190,6 +197,11 @@ class HeadlessPrinter:
             case _ if event.notable:
                 return one_line(describe(event), 200)
         return None
+
+    def _indented(self, lines: list[str]) -> str:
+        """Lines under the text of the line above (past its clock and name columns)."""
+        indent = " " * (10 + self._width)
+        return "\n".join(indent + one_line(line, 200) for line in lines)
 
     def summary(self) -> str:
         """One line per agent: status and figures, or the error."""

@@ -168,12 +168,10 @@ async def _own(crew: CrewConfig, crew_path: Path, db: Path, hosts: dict[str, str
     return {"finished": 0, "interrupted": 130}.get(outcome, 1)
 
 
-def _watch(crew_path: Path, supervisor: Any) -> asyncio.Task[None] | None:
-    """The crew file's hot reload, when this version has it."""
-    try:
-        from cockpit.core.reload import watch_crew
-    except ImportError:  # pragma: no cover - the module lands with the hot reload
-        return None
+def _watch(crew_path: Path, supervisor: Any) -> asyncio.Task[None]:
+    """The crew file's hot reload (`--watch`), for as long as the session runs here."""
+    from cockpit.core.reload import watch_crew
+
     return asyncio.create_task(watch_crew(crew_path, supervisor), name="cockpit crew watch")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -452,14 +452,19 @@ def _field_name(loc: tuple[int | str, ...], data: Mapping[str, Any]) -> str:
 
 def load_crew(path: Path | str) -> CrewConfig:
     """Read, parse and validate a crew file. Raises ConfigError naming file, line and field."""
+    return parse_crew(read_crew_text(path), path)
+
+
+def read_crew_text(path: Path | str) -> str:
+    """A crew file's text, or ConfigError; apart from `load_crew` for the reload, which keeps
+    the text to find the lines of problems only the updated crew has."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(path, [(None, "", "no such file")]) from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(path, [(None, "", f"cannot read: {error}")]) from None
-    return parse_crew(text, path)
 
 
 def parse_crew(text: str, path: Path | str = "<crew>") -> CrewConfig:
@@ -491,15 +496,30 @@ def parse_crew(text: str, path: Path | str = "<crew>") -> CrewConfig:
     return crew.model_copy(update={"state": flatten_state(crew.state)})
 
 
-def _crew_problems(crew: CrewConfig, finder: _LineFinder) -> list[tuple[int | None, str, str]]:
+def crew_problems(crew: CrewConfig, text: str = "",
+                  positions: Sequence[int | None] | None = None,
+                  ) -> list[tuple[int | None, str, str]]:
+    """`parse_crew`'s cross-field checks on a crew built in code (the crew as a reload updates
+    it). `positions[i]` is where agent i is in the file `text` (None: not in it), so problems
+    name the file's line and index."""
+    return _crew_problems(crew, _LineFinder(text), positions)
+
+
+def _crew_problems(crew: CrewConfig, finder: _LineFinder,
+                   positions: Sequence[int | None] | None = None,
+                   ) -> list[tuple[int | None, str, str]]:
     """Cross-field checks pydantic cannot express: names, dependencies, templates, models."""
     problems: list[tuple[int | None, str, str]] = []
     names = [agent.name for agent in crew.agents]
 
     def add(index: int, field: str, message: str) -> None:
-        where = ("agents", index, field) if field else ("agents", index)
-        label = f"agents[{index}] ({crew.agents[index].name})" + (f".{field}" if field else "")
-        problems.append((finder.find(where), label, message))
+        at = index if positions is None else positions[index]
+        line = None
+        if at is not None:
+            line = finder.find(("agents", at, field) if field else ("agents", at))
+        label = (f"agents[{at}]" if at is not None else "agents") + \
+            f" ({crew.agents[index].name})" + (f".{field}" if field else "")
+        problems.append((line, label, message))
 
     mcp_names = [server.name for server in crew.mcp]
     for index, server in enumerate(crew.mcp):

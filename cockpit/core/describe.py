@@ -86,6 +86,13 @@ def intervention(event: ev.BaseEvent) -> str | None:
             return f"mcp server {event.server!r} restarted: {event.reason}"
         case ev.OutputChecked() if not event.passed:
             return f"output failed its checks: {'; '.join(event.failures)}"
+        case ev.CrewUpdated():
+            if not event.diff:
+                return "crew file valid again; the crew is as it was"
+            return f"crew file changed: {'; '.join(event.diff)}"
+        case ev.CrewRejected():
+            return f"crew file change rejected, the crew goes on unchanged: " \
+                f"{'; '.join(event.error.splitlines())}"
     return None
 
 

@@ -88,6 +88,44 @@ class SessionFinished(BaseEvent):
     """Each agent's final status."""
 
 
+class CrewUpdated(BaseEvent):
+    """The crew file was edited and the running crew took what a running crew can take: agents
+    that have not started run as the file now says, new agents join (and start once their
+    `after` have finished); what it cannot take (a started agent's settings, a removed or
+    renamed agent, crew-wide settings, tool servers) is listed in `diff` as ignored."""
+
+    type: Literal["crew_updated"] = "crew_updated"
+    durable: ClassVar[bool] = True
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "intervention"
+    diff: list[str]
+    """One readable line per change: `+ agent critic (after writer)`, `~ writer.task: "a" →
+    "b"`, `! essay.system ignored: essay has started`. Empty when a valid file only ends an
+    earlier rejection."""
+    config: dict[str, Any]
+    """The whole crew as updated (`CrewConfig.model_dump(mode="json")`): what resume and
+    replay run and lay out from here on, ignored changes left out."""
+    added: list[str] = Field(default_factory=list)
+    """Agents that joined the crew, in file order."""
+    changed: list[str] = Field(default_factory=list)
+    """Agents not yet started whose settings changed."""
+    path: str | None = None
+    """The crew file that was read."""
+
+
+class CrewRejected(BaseEvent):
+    """An edit of the crew file did not validate; the crew goes on unchanged. Logged so that
+    every viewer (they read the log) can show why the edit did not take."""
+
+    type: Literal["crew_rejected"] = "crew_rejected"
+    durable: ClassVar[bool] = True
+    notable: ClassVar[bool] = True
+    marker: ClassVar[str | None] = "failure"
+    error: str
+    """`ConfigError`'s text: one `file:line: field: message` line per problem."""
+    path: str | None = None
+
+
 class AgentStarted(BaseEvent):
     type: Literal["agent_started"] = "agent_started"
     notable: ClassVar[bool] = True
@@ -409,6 +447,8 @@ Event = Annotated[
     SessionStarted
     | SessionResumed
     | SessionFinished
+    | CrewUpdated
+    | CrewRejected
     | AgentStarted
     | TokenStreamed
     | ThinkingStreamed

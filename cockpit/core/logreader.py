@@ -16,7 +16,7 @@ import aiosqlite
 import pydantic
 
 from cockpit.core.config import CrewConfig
-from cockpit.core.events import BaseEvent, SessionStarted
+from cockpit.core.events import BaseEvent, CrewUpdated, SessionStarted
 from cockpit.core.logschema import SELECT_EVENTS, Row, decode
 
 
@@ -101,13 +101,24 @@ class LogReader:
         return [decode(row) for row in reversed(rows)]
 
     async def crew(self, session: str) -> tuple[CrewConfig, str | None]:
-        """The crew, and its file, that the session's `session_started` recorded: what resume
-        runs again and what replay lays its panes out for."""
+        """The crew as last updated (the last `crew_updated`, else what `session_started`
+        recorded), and its file: what resume runs again and what replay lays its panes out
+        for."""
         started = await self.events(session, 0, 1)
         if not started or not isinstance(started[0], SessionStarted):
             raise LogError(f"{self.path}: session {session} has no start event")
+        config = started[0].config
+        async with self._db.execute(
+            f"{SELECT_EVENTS} WHERE session = ? AND type = 'crew_updated' "
+            "ORDER BY id DESC LIMIT 1", (session,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is not None:
+            updated = decode(row)  # type: ignore[arg-type]
+            if isinstance(updated, CrewUpdated):
+                config = updated.config
         try:
-            return CrewConfig.model_validate(started[0].config), started[0].crew_path
+            return CrewConfig.model_validate(config), started[0].crew_path
         except pydantic.ValidationError as error:
             raise LogError(f"{self.path}: session {session}: its logged crew no longer "
                            f"validates ({error.error_count()} errors)") from None

@@ -50,10 +50,14 @@ async def write_report(log: EventLog, session: str, out: TextIO) -> SessionState
     """Per agent, the hosts its requests went to, in the order first used."""
     stuck: list[float] = []
     sent: dict[str, int] = {}
+    crew_changes: list[ev.CrewUpdated | ev.CrewRejected] = []
+    """Edits of the crew file, in full: the timeline has a line of each, cut short."""
     async for event in log.iter_events(session):
         state.apply(event)
         if event.notable:
             timeline.append(event)
+        if isinstance(event, ev.CrewUpdated | ev.CrewRejected):
+            crew_changes.append(event)
         if isinstance(event, ev.AgentStarted) and event.agent:
             first_start.setdefault(event.agent, event.ts)
         if isinstance(event, ev.AgentStarted | ev.HostSelected | ev.HostWaiting | ev.Retrying) \
@@ -118,6 +122,22 @@ async def write_report(log: EventLog, session: str, out: TextIO) -> SessionState
         for agent in state.agents.values():
             out.write(f"| {agent.name} | {agent.tool_calls} | {sent.get(agent.name, 0)} | "
                       f"{agent.wakeups} |\n")
+
+    if crew_changes:
+        out.write("\n## Crew file changes\n\n")
+        for change in crew_changes:
+            at = f"{_clock(change.ts)} (+{_span(change.ts - start)})"
+            if isinstance(change, ev.CrewRejected):
+                out.write(f"- {at}: rejected, the crew went on unchanged:\n")
+                lines = change.error.splitlines()
+            elif change.diff:
+                out.write(f"- {at}: changed (`+` added, `~` applied, `!` ignored):\n")
+                lines = change.diff
+            else:
+                out.write(f"- {at}: valid again; the crew was as before\n")
+                lines = []
+            for line in lines:
+                out.write(f"  - `{one_line(line, 200).replace('`', chr(39))}`\n")
 
     out.write("\n## Timeline\n\n| time | +elapsed | agent | event |\n|---|---|---|---|\n")
     for event in timeline:

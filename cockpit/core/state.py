@@ -213,6 +213,9 @@ class SessionState:
     events: int = 0
     log_stuck: str | None = None
     """Why the event log refuses writes (`log_stuck` until `log_recovered`), else None."""
+    crew_error: str | None = None
+    """Why the last edit of the crew file was rejected (`crew_rejected`, until the next
+    `crew_updated`), else None."""
 
     def apply(self, event: ev.BaseEvent) -> None:
         """Fold one event into the state."""
@@ -247,23 +250,51 @@ def fold(events: Iterable[ev.BaseEvent], state: SessionState | None = None) -> S
 # -- handlers: one per event type ---------------------------------------------------------------
 
 
+def _new_agent(config: dict[str, Any], agent: dict[str, Any]) -> AgentState:
+    """An agent as the crew `config` declares it, before it starts."""
+    after = list(agent.get("after", []))
+    return AgentState(
+        name=agent["name"],
+        model=agent.get("model") or config.get("model") or "",
+        host=agent.get("host") or config.get("host", ""),
+        after=after,
+        status=AgentStatus.WAITING if after else AgentStatus.QUEUED,
+    )
+
+
 def _session_started(state: SessionState, event: ev.SessionStarted) -> None:
     state.session, state.crew, state.config = event.session, event.crew, event.config
     state.started_at = event.ts
-    crew_host = event.config.get("host", "")
     for agent in event.config.get("agents", []):
-        after = list(agent.get("after", []))
-        state.agents[agent["name"]] = AgentState(
-            name=agent["name"],
-            model=agent.get("model") or event.config.get("model") or "",
-            host=agent.get("host") or crew_host,
-            after=after,
-            status=AgentStatus.WAITING if after else AgentStatus.QUEUED,
-        )
+        state.agents[agent["name"]] = _new_agent(event.config, agent)
     for key, value in flatten_state(event.config.get("state", {})).items():
         entry = BoardEntry(value=value, by="crew", ts=event.ts, version=1)
         state.board[key] = entry
         state.history[key] = [entry]
+
+
+def _crew_updated(state: SessionState, event: ev.CrewUpdated) -> None:
+    """The crew as updated: new agents join, agents not yet started take their new settings
+    (a started one is never touched, whatever the event says). A new agent reopens a session
+    that had ended, as a restart does."""
+    state.config, state.crew_error = event.config, None
+    declared = {agent["name"]: agent for agent in event.config.get("agents", [])}
+    for name in event.changed:
+        agent = state.agents.get(name)
+        if agent is not None and name in declared and agent.started_at is None \
+                and not agent.status.ended:
+            fresh = _new_agent(event.config, declared[name])
+            agent.model, agent.host, agent.after = fresh.model, fresh.host, fresh.after
+            if agent.status in (AgentStatus.WAITING, AgentStatus.QUEUED):
+                agent.status = fresh.status
+    for name in event.added:
+        if name in declared and name not in state.agents:
+            state.agents[name] = _new_agent(event.config, declared[name])
+            state.ended_at = state.outcome = None
+
+
+def _crew_rejected(state: SessionState, event: ev.CrewRejected) -> None:
+    state.crew_error = event.error
 
 
 def _session_resumed(state: SessionState, event: ev.SessionResumed) -> None:
@@ -544,6 +575,8 @@ _HANDLERS: dict[str, Callable[..., None]] = {
     "session_started": _session_started,
     "session_resumed": _session_resumed,
     "session_finished": _session_finished,
+    "crew_updated": _crew_updated,
+    "crew_rejected": _crew_rejected,
     "agent_started": _agent_started,
     "token": _token,
     "thinking": _thinking,

@@ -23,8 +23,8 @@ from cockpit import __version__
 from cockpit.core import events as ev
 from cockpit.core.acting import Approvals, Policy, Port, delivery_note
 from cockpit.core.bus import EventBus
-from cockpit.core.config import CrewConfig, render_template
 from cockpit.core.commands import Command, CommandError, Decision
+from cockpit.core.config import ConfigError, CrewConfig, render_template
 from cockpit.core.eventlog import EventLog, LogError
 from cockpit.core.hosts import HostPool
 from cockpit.core.process import process_identity
@@ -67,6 +67,9 @@ class Supervisor:
         mcp_log: Path | None = None,
     ) -> None:
         self.crew = crew
+        self._crew_file = crew
+        """The crew file as last read (`update_crew`): a save that changes nothing in it logs
+        nothing, and an ignored change is reported once, not at every save."""
         self.log = log
         self.bus = bus if bus is not None else EventBus()
         self.bus.add_sink(self._to_log)
@@ -352,6 +355,7 @@ class Supervisor:
                 await self.record(ev.AgentFailed, name,
                                   error=f"not started: dependency {unfinished[0]!r} {status}")
                 return
+        config = self.crew.agent(name)  # an edit of the crew file may have changed it since
         if fresh and woken_by is None:
             try:
                 messages = self._opening(name)
@@ -426,6 +430,85 @@ class Supervisor:
         messages += [{"role": "user", "content": message_text(sender, text)}
                      for sender, text in self.state.agents[name].inbox]
         return messages
+
+    # -- the crew file ---------------------------------------------------------------------------
+
+    def started_agents(self) -> set[str]:
+        """Agents an edit of the crew file no longer reaches: started, or ended unstarted."""
+        return {name for name, agent in self.state.agents.items()
+                if agent.started_at is not None or agent.status.ended}
+
+    async def update_crew(self, new: CrewConfig, *, path: Path | str | None = None,
+                          source: str = "") -> ev.CrewUpdated | None:
+        """Apply an edit of the crew file as far as a running crew can take it (`reload.
+        crew_diff`); None if it changes nothing. `source`, the file's text, gives the lines of
+        an error. A crew that the edit would leave broken (a dependency on an agent the crew
+        kept under its old name, a tool of a server it does not run) is logged as
+        `crew_rejected` and raised as ConfigError; the crew goes on unchanged.
+
+        The crew is swapped in the same step as its event is folded, so an agent that starts
+        from here on starts as the log says; new agents launch once the event is committed."""
+        from cockpit.core.reload import check_update, crew_diff
+
+        if self.state.started_at is None:
+            raise CommandError("the session has not started")
+        where = str(path) if path is not None else self.crew_path
+        unchanged, self._crew_file = new == self._crew_file, new
+        if unchanged and self.state.crew_error is None:
+            return None
+        diff = crew_diff(self.crew, new, self.started_agents())
+        if not diff and self.state.crew_error is None:
+            return None  # back to what the crew runs: nothing to tell
+        error = check_update(diff, new, where or "<crew>", source)
+        if error is None and self.mcp is not None:
+            from cockpit.core.tools.mcp import McpError
+
+            try:
+                self.mcp.check_refs(diff.crew.agent(n) for n in (*diff.added, *diff.changed))
+            except McpError as failure:
+                error = ConfigError(where or "<crew>", [(None, "tools", str(failure))])
+        if error is not None:
+            await self.reject_crew(error, path=where)
+            raise error
+        before, self.crew = self.crew, diff.crew
+        for name in diff.added:
+            self._ended[name] = asyncio.Event()
+        reopening = bool(diff.added) and self.state.outcome is not None
+        event = self.emit(ev.CrewUpdated, None, diff=diff.lines,
+                          config=diff.crew.model_dump(mode="json"), added=diff.added,
+                          changed=diff.changed, path=where)
+        for name in diff.changed:
+            if before.agent(name).after != diff.crew.agent(name).after:
+                self._wait_again(name)
+        await self.commit()
+        for name in diff.added:
+            if not self.state.agents[name].status.ended:  # stopped while it was committed
+                self._launch(name)
+        if reopening:
+            self._end_again()
+        return event
+
+    async def reject_crew(self, error: ConfigError | str, *,
+                          path: Path | str | None = None) -> ev.CrewRejected | None:
+        """Log an edit of the crew file that does not validate, so every viewer can show why;
+        None if that is the rejection already shown (an editor saving the same text twice)."""
+        if self.state.started_at is None:
+            raise CommandError("the session has not started")
+        text = str(error)
+        if text == self.state.crew_error:
+            return None
+        if path is None and isinstance(error, ConfigError):
+            path = error.path
+        return await self.record(ev.CrewRejected, None, error=text,
+                                 path=str(path) if path is not None else self.crew_path)
+
+    def _wait_again(self, name: str) -> None:
+        """An agent not yet started whose `after` changed: its driver waits for the new
+        dependencies (one with no driver, held by `resume --only`, reads them when it runs)."""
+        driver = self._drivers.get(name)
+        if driver is not None and not driver.done():
+            driver.cancel()
+            self._launch(name)
 
     # -- commands ------------------------------------------------------------------------------
 
