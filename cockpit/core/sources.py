@@ -33,7 +33,7 @@ from cockpit.core.events import BaseEvent
 from cockpit.core.logfile import mcp_log_path
 from cockpit.core.logreader import LogError
 from cockpit.core.state import SessionState
-from cockpit.core.tail import LogTail, fold_log
+from cockpit.core.tail import LogTail
 from cockpit.core.tools.base import ToolsUnavailable
 
 if TYPE_CHECKING:
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from cockpit.core.acting import Policy
     from cockpit.core.replay import Player, Timeline
     from cockpit.core.supervisor import Supervisor
+
+OWNER_POLL = 1.0
+"""Seconds between checks for a new owner of a session whose owner died."""
 
 Quit = Literal["confirm", "detach", "free"]
 """What `q` does while agents run: confirm cutting them off (the session is here), offer to
@@ -56,6 +59,9 @@ class Viewer(Protocol):
 
     def owner_lost(self, message: str) -> None:
         """The process that owns the session died: say so, and how to resume it."""
+
+    def owner_back(self) -> None:
+        """An owner answers for the session again (it was resumed): commands apply again."""
 
     def source_ready(self) -> None:
         """What the source offers changed (the replay's player exists now)."""
@@ -150,9 +156,13 @@ class OwnedSource(Source):
 
 
 class AttachedSource(Source):
-    """A session that another process (its owner) runs: the log is tailed from where the
-    fold at attach time ended, so no event is missed or shown twice, and commands go over
-    the owner's socket. The viewer's death costs the crew nothing."""
+    """A session that another process (its owner) runs: its log is read from the start and
+    then tailed, so no event is missed or shown twice, and commands go over the owner's
+    socket. The viewer's death costs the crew nothing.
+
+    The events before the attach are published like the ones after, not folded into a
+    starting state: each pane then shows the whole history (the reply before a redirect,
+    the redirect's line, tool calls), not just the reply in progress."""
 
     quit: Quit = "detach"
 
@@ -167,6 +177,9 @@ class AttachedSource(Source):
         self.started_here = started_here
         """`cockpit run` started the owner for this viewer: SIGTERM stops the crew."""
         self.tail: LogTail | None = None
+        self.lost = False
+        """The owner has gone and no other answers yet."""
+        self._revived = asyncio.Event()
         self._clients: dict[str, ollama.AsyncClient] = {}
 
     @classmethod
@@ -178,8 +191,7 @@ class AttachedSource(Source):
             probe = await ControlClient.connect(db, session)  # NotRunning: replay it
             await probe.aclose()
             crew, _ = await log.crew(session)
-            state, after_id = await fold_log(log, session)
-        return cls(db, session, crew, state, after_id, started_here=started_here)
+        return cls(db, session, crew, SessionState(), 0, started_here=started_here)
 
     async def call(self, op: str, **args: Any) -> Any:
         """A request to the owner (RemoteCommands sends through here)."""
@@ -192,52 +204,104 @@ class AttachedSource(Source):
         return self.state
 
     async def run(self, log: EventLog, bus: EventBus, viewer: Viewer) -> None:
+        """Follow the log for the viewer's whole life. When the owner goes, say so; when an
+        owner answers again (`cockpit resume` here or anywhere), command it."""
         assert self.session is not None
         self.tail = tail = LogTail(log, self.session, self.after_id)
-        try:
-            self.client = await ControlClient.connect(self.db, self.session, viewer=True)
-        except ControlError:
-            self.client = None
-        finally:
-            self._connected.set()
-        closed = self.client.closed if self.client is not None else asyncio.Event()
-        if self.client is None:
-            closed.set()
 
         def publish(events: list[BaseEvent]) -> None:
             for event in events:
                 bus.publish(event)
 
         following = asyncio.create_task(tail.follow(publish), name="cockpit attach tail")
-        lost = asyncio.create_task(closed.wait(), name="cockpit attach owner")
         try:
-            await asyncio.wait({following, lost}, return_when=asyncio.FIRST_COMPLETED)
-            if following.done():
-                following.result()  # a log error: raised to the viewer
-                return
-            # The owner hung up. A session that ended said so in its log first: read the
-            # rest, then tell the viewer only if the session did not end.
-            publish(await tail.poll())
-            following.cancel()
-            outcome = await self._outcome(log)
-            if outcome is None:
-                viewer.owner_lost(
-                    f"The process that ran session {self.session} has died; the crew is not "
-                    f"running. `cockpit resume {self.session}` continues it.")
-            elif outcome == "interrupted":
-                viewer.owner_lost(
-                    f"Session {self.session} was interrupted (its owner process was stopped); "
-                    f"`cockpit resume {self.session}` continues it.")
+            while True:
+                if await self._serve_while_connected(following, viewer):
+                    return
+                await self._told_lost(log, viewer)
+                if await self._until_owner(following):
+                    return
         except (LogError, OSError) as error:
             viewer.source_failed(f"cockpit: {error}")
         finally:
-            for task in (following, lost):
-                task.cancel()
-            await asyncio.gather(following, lost, return_exceptions=True)
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+
+    async def _serve_while_connected(self, following: asyncio.Task[None],
+                                     viewer: Viewer) -> bool:
+        """Connect to the owner and keep the connection until it drops; True if the tail
+        ended instead (its error is raised)."""
+        try:
+            self.client = await ControlClient.connect(self.db, self.session or "",
+                                                      viewer=True)
+        except ControlError:
+            self.client = None
+        finally:
+            self._connected.set()
+        if self.client is None:
+            return False
+        if self.lost:
+            self.lost = False
+            viewer.owner_back()
+        lost = asyncio.create_task(self.client.closed.wait(), name="cockpit attach owner")
+        try:
+            await asyncio.wait({following, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        client, self.client = self.client, None
+        await client.aclose()
+        if following.done():
+            following.result()  # a log error: raised to the viewer
+            return True
+        return False
+
+    async def _told_lost(self, log: EventLog, viewer: Viewer) -> None:
+        """The owner hung up. A session that ended said so in its log first; tell the viewer
+        only if it did not end as it should."""
+        if self.lost:
+            return
+        self.lost = True
+        outcome = await self._outcome(log)
+        if outcome is None:
+            viewer.owner_lost(
+                f"The process that ran session {self.session} has died; the crew is not "
+                f"running. Press ctrl+r (or run `cockpit resume {self.session}`) to continue "
+                "it.")
+        elif outcome == "interrupted":
+            viewer.owner_lost(
+                f"Session {self.session} was interrupted (its owner process was stopped). "
+                f"Press ctrl+r (or run `cockpit resume {self.session}`) to continue it.")
+        else:
+            self.lost = False  # it ended: nothing to say beyond what the panes show
+
+    async def _until_owner(self, following: asyncio.Task[None]) -> bool:
+        """Wait until an owner answers for the session again (checked each second, or at once
+        after `revive`); True if the tail ended first."""
+        while not await _owner_answers(self.db, self.session or ""):
+            self._revived.clear()
+            waiting = asyncio.create_task(self._revived.wait())
+            try:
+                await asyncio.wait({following, waiting}, timeout=OWNER_POLL,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiting.cancel()
+            if following.done():
+                following.result()
+                return True
+        return False
+
+    async def revive(self) -> None:
+        """Continue the session in a new owner process (the viewer's `resume`), then command
+        it. OwnerError says why not."""
+        from cockpit.owner_process import start_owner
+
+        await asyncio.to_thread(start_owner, self.db, resume=self.session)
+        self._revived.set()
 
     async def _outcome(self, log: EventLog) -> str | None:
         rows = [r for r in await log.sessions() if r.id == self.session]
         return rows[0].outcome if rows else None
+
 
     def command_done(self) -> None:
         if self.tail is not None:
@@ -246,14 +310,30 @@ class AttachedSource(Source):
     async def close(self, stop: bool) -> None:
         client = self.client
         try:
-            if stop and client is not None and not client.closed.is_set():
-                with contextlib.suppress(ControlError):
-                    await self.remote.shutdown()
+            if stop:
+                await self._stop_crew(client)
         finally:
             if client is not None:
                 await client.aclose()
             for host_client in self._clients.values():
                 await host_client.close()  # type: ignore[no-untyped-call]
+
+    async def _stop_crew(self, client: ControlClient | None) -> None:
+        """Ask the owner to stop the crew, on a connection of its own if the viewer's is not
+        up (a signal can come before it is, or after the owner went)."""
+        own = client is None or client.closed.is_set()
+        if own:
+            try:
+                client = await ControlClient.connect(self.db, self.session or "")
+            except ControlError:
+                return  # nobody runs the session: nothing to stop
+        assert client is not None
+        try:
+            with contextlib.suppress(ControlError):
+                await client.call("shutdown")
+        finally:
+            if own:
+                await client.aclose()
 
     def stops_on(self, signum: int) -> bool:
         return self.started_here and signum in (signal.SIGTERM, signal.SIGINT)
@@ -302,3 +382,12 @@ class ReplaySource(Source):
         player.set_speed(self.speed)
         viewer.source_ready()
         await player.run()
+
+
+async def _owner_answers(db: Path, session: str) -> bool:
+    try:
+        client = await ControlClient.connect(db, session)
+    except ControlError:
+        return False
+    await client.aclose()
+    return True

@@ -180,6 +180,11 @@ class CockpitApp(App[int]):
         self.cockpit.show_owner_lost(message)
         self.cockpit.refresh_bindings()
 
+    def owner_back(self) -> None:
+        self.owner_gone = None
+        self.cockpit.show_owner_back()
+        self.cockpit.refresh_bindings()
+
     def source_ready(self) -> None:
         self.cockpit.source_ready()
 
@@ -243,10 +248,13 @@ class CockpitApp(App[int]):
         ended: list[ev.BaseEvent] = []
         concerned: set[str] = set()
         view = self.view
+        crew_news: list[ev.CrewUpdated | ev.CrewRejected] = []
         for event in events:
             view.apply(event)
             agent = event.agent
             if agent is None:
+                if isinstance(event, ev.CrewUpdated | ev.CrewRejected):
+                    crew_news.append(event)
                 continue
             if early and urgent(event):
                 concerned.add(agent)
@@ -268,11 +276,26 @@ class CockpitApp(App[int]):
                     concerned.add(event.to)
             parts.append(("event", event))  # the pane shows the events it has a line for
         with self.batch_update():
+            for news in crew_news:
+                self._crew_news(news)
             if self.cockpit.ready:
                 self.cockpit.show_events(segments, restarted, ended,
                                          concerned if early else None)
             self.update_title()
             self.events_applied.publish(events)
+
+    def _crew_news(self, event: ev.CrewUpdated | ev.CrewRejected) -> None:
+        """The crew file was edited: new agents get a pane; an edit that did not validate is
+        shown (file, line and field), and the crew goes on as it was."""
+        if isinstance(event, ev.CrewRejected):
+            self.notify(event.error, title="Crew file not applied: the crew goes on unchanged",
+                        severity="error", markup=False, timeout=20)
+            return
+        self.crew = CrewConfig.model_validate(event.config)
+        self.cockpit.crew_changed(self.crew, event.added)
+        if event.diff:
+            self.notify("\n".join(event.diff[:8]), title="Crew file applied", markup=False,
+                        timeout=8)
 
     def update_title(self) -> None:
         counts: dict[AgentStatus, int] = {}

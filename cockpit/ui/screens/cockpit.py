@@ -8,7 +8,7 @@ log holds.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import events
@@ -82,6 +82,8 @@ class CockpitScreen(Screen[None]):
                 tooltip="Show or hide the focused agent's thinking"),
         Binding("c", "tool_details", "Tool details", id="cockpit.tool_details", show=False,
                 tooltip="Show or hide the focused pane's tool arguments and results"),
+        Binding("ctrl+r", "revive", "Resume session", id="cockpit.revive",
+                tooltip="The session's owner died: continue the session in a new one"),
         Binding("end", "follow", "Follow", id="cockpit.follow", show=False,
                 tooltip="Scroll to the end and follow new text"),
         Binding("right_square_bracket", "page(1)", "Next page", id="cockpit.next_page",
@@ -125,10 +127,7 @@ class CockpitScreen(Screen[None]):
         view = self.app.view
         panes = []
         for number, agent in enumerate(self.crew.agents, start=1):
-            state = view.agents.get(agent.name) or AgentState(
-                name=agent.name, model=self.crew.model_for(agent),
-                host=self.crew.host_for(agent), after=list(agent.after),
-                status=AgentStatus.WAITING if agent.after else AgentStatus.QUEUED)
+            state = view.agents.get(agent.name) or self._composed_state(self.crew, agent.name)
             pane = AgentPane(state, number)
             self.panes[agent.name] = pane
             self._composed[agent.name] = state
@@ -240,6 +239,29 @@ class CockpitScreen(Screen[None]):
         self.notify(message, title="Session not running", severity="error", markup=False,
                     timeout=30)
 
+    def show_owner_back(self) -> None:
+        self.owner_banner.remove_class("-shown")
+        self.owner_banner.update("")
+        self.notify("the session runs again", markup=False, timeout=4)
+
+    def action_revive(self) -> None:
+        """ctrl+r once the owner died: continue the session in a new owner process."""
+        revive = getattr(self.app.source, "revive", None)
+        if self.app.owner_gone is None or revive is None:
+            return
+        self.notify("resuming the session…", markup=False, timeout=3)
+        self.run_worker(self._revive(revive), group="revive", exclusive=True,
+                        exit_on_error=False, description="resume the session")
+
+    async def _revive(self, revive: Any) -> None:
+        from cockpit.owner_process import OwnerError
+
+        try:
+            await revive()
+        except (OwnerError, OSError) as error:
+            self.notify(str(error), title="Not resumed", severity="error", markup=False,
+                        timeout=15)
+
     async def source_mounted(self) -> None:
         """The source starts feeding now (a replay mounts its timeline bar here)."""
 
@@ -253,6 +275,30 @@ class CockpitScreen(Screen[None]):
     def title_text(self) -> str:
         where = f" · {self.app.session}" if self.app.source.quit == "detach" else ""
         return f"cockpit · {self.crew.name}{where}"
+
+    def crew_changed(self, crew: CrewConfig, added: list[str]) -> None:
+        """The crew as updated; each agent that joined gets a pane at the end."""
+        self.crew = crew
+        now = self.app.clock()
+        for name in added:
+            if name in self.panes or not self.ready:
+                continue
+            state = self.app.view.agents.get(name) or self._composed_state(crew, name)
+            pane = AgentPane(state, len(self.panes) + 1)
+            pane.keys = next(iter(self.panes.values())).keys
+            self.panes[name] = pane
+            self._composed[name] = state
+            self.grid.panes.append(pane)
+            self.grid.mount(pane)
+            pane.show_state(state, now)
+        self.grid.layout_panes()
+
+    @staticmethod
+    def _composed_state(crew: CrewConfig, name: str) -> AgentState:
+        agent = crew.agent(name)
+        return AgentState(name=name, model=crew.model_for(agent), host=crew.host_for(agent),
+                          after=list(agent.after),
+                          status=AgentStatus.WAITING if agent.after else AgentStatus.QUEUED)
 
     def forget_held(self) -> None:
         """Drop text kept back for the next frame (a replay seek redraws every pane)."""
@@ -346,6 +392,8 @@ class CockpitScreen(Screen[None]):
         """Dim the keys that do not apply to the focused agent right now."""
         if action in INTERVENTIONS and self.app.commands is None:
             return False  # nothing can be commanded here: a replay, or an owner that died
+        if action == "revive":
+            return self.app.owner_gone is not None and hasattr(self.app.source, "revive")
         agent = self.focused_agent
         status = agent.status if agent is not None else None
         allowed = {
