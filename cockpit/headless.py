@@ -308,8 +308,9 @@ class HeadlessPrinter:
             self._write(now, pending.agent,
                         f"still     waiting for approval of {pending.call_id}: "
                         f"{call_line(pending.tool, pending.arguments, 100)} "
-                        f"({duration(now - pending.requested_at)}; Ctrl-C, then `cockpit resume` "
-                        "decides it in the TUI)")
+                        f"({duration(now - pending.requested_at)}; `cockpit approve "
+                        f"{self.state.session} {pending.call_id}` or `cockpit deny ... --reason "
+                        "TEXT` from another shell decides it, or `cockpit attach`)")
 
     def _still_waiting(self) -> None:
         now = self.clock()
