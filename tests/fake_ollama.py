@@ -69,6 +69,11 @@ class ModelScript:
     error_after: int | None = None  # then a mid-stream {"error": error_message} line
     error_message: str = "an error was encountered while running the model"
     faults_for: int | None = None  # stall/drop/error only for the first N (non-failed) requests
+    gate: Callable[[int], bool] | None = None
+    """Paces the stream from outside: before sending token i of the reply (a continuation
+    counts on from the tokens its partial holds), wait until gate(i) is true. Polled on the
+    server's loop, so a test on another thread opens it with a plain assignment; a
+    disconnect still ends the wait."""
     fail_first: int = 0  # the first N requests fail before streaming ...
     fail_status: int = 500  # ... with this status
     fail_message: str | None = None  # None: BUSY for 503, else the runner-terminated text
@@ -104,6 +109,7 @@ class Turn:
 
 FAULT_KINDS = ("500", "503", "stall", "drop", "error")
 TAIL_TIMES = 200  # write times kept for a request's last chunks, in the record
+GATE_POLL = 0.005  # seconds between looks at a closed ModelScript.gate
 
 
 @dataclass(frozen=True)
@@ -200,15 +206,16 @@ class ScriptedBackend:
         context = msgs[:-1] if last.get("role") == "assistant" else msgs
         return context, prefix
 
-    def _content(self, s: ModelScript, gen: Generation) -> tuple[list[str], bool]:
-        """Content tokens for this request, and whether it continues an assistant message
-        (ollama#6778): partial + streamed == full, splitting a token if need be."""
+    def _content(self, s: ModelScript, gen: Generation) -> tuple[list[str], bool, int]:
+        """Content tokens for this request, whether it continues an assistant message
+        (ollama#6778): partial + streamed == full, splitting a token if need be, and how many
+        of the reply's tokens the partial holds whole."""
         context, prefix = self._split(gen)
         tokens = (list(s.turn(context).tokens) if s.turn else
                   list(s.reply(context)) if s.reply else list(s.tokens))
         full = "".join(tokens)
         if not prefix or not full.startswith(prefix):
-            return tokens, bool(prefix)
+            return tokens, bool(prefix), 0
         rest, skip = [], len(prefix)
         for tok in tokens:
             if skip >= len(tok):
@@ -216,7 +223,7 @@ class ScriptedBackend:
                 continue
             rest.append(tok[skip:])
             skip = 0
-        return rest, True
+        return rest, True, len(tokens) - len(rest)
 
     async def generate(self, gen: Generation) -> AsyncGenerator[Piece | Finish, None]:
         s = self.scripts[gen.entry.name]
@@ -226,7 +233,7 @@ class ScriptedBackend:
                                                   "llama runner process has terminated"),
                                s.fail_status)
         faulty = s.faults_for is None or n - s.fail_first <= s.faults_for
-        tokens, continuing = self._content(s, gen)
+        tokens, continuing, before = self._content(s, gen)
         limit = gen.options.get("num_predict")
         reason = s.done_reason
         if isinstance(limit, int) and 0 <= limit < len(tokens):
@@ -264,6 +271,8 @@ class ScriptedBackend:
                 await asyncio.sleep(s.delay)
             for tok in tokens:
                 await fault()
+                while s.gate is not None and not s.gate(before + sent):
+                    await asyncio.sleep(GATE_POLL)
                 chunks.append(tok)  # before the yield: the protocol writes it at once
                 times.append(time.time())
                 yield Piece(content=tok)
@@ -533,7 +542,7 @@ def scripts_from_args(argv: list[str] | None = None) -> tuple[argparse.Namespace
     names = args.models.split(",") if args.models else ([] if args.script else ["m1"])
     scripts = {n.strip(): ModelScript(**base) for n in names if n.strip()}
     if args.script:
-        known = {f.name for f in dataclasses.fields(ModelScript)} - {"reply"}
+        known = {f.name for f in dataclasses.fields(ModelScript)} - {"reply", "gate"}
         for name, fields in json.loads(args.script.read_text()).items():
             unknown = set(fields) - known
             if unknown:

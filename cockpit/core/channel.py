@@ -113,17 +113,18 @@ def request(db: Path, session: str, op: str, timeout: float = REQUEST_TIMEOUT,
         except OSError as error:
             raise ControlError(f"cannot reach session {session}: "
                                f"{error.strerror or error}") from None
-        with sock.makefile("rwb") as stream:
-            try:
-                stream.write(json.dumps({"id": 1, "op": op, "args": args},
+        try:
+            # If it hung up first, a refusal it sent at once (another uid) is still to be read.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(json.dumps({"id": 1, "op": op, "args": args},
                                         ensure_ascii=False).encode() + b"\n")
-                stream.flush()
+            with sock.makefile("rb") as stream:
                 line = stream.readline()
-            except OSError as error:
-                line = b""
-                if isinstance(error, TimeoutError):
-                    raise ControlError(f"session {session} did not answer within "
-                                       f"{timeout:g} s") from None
+        except TimeoutError:
+            raise ControlError(f"session {session} did not answer within "
+                               f"{timeout:g} s") from None
+        except OSError:
+            line = b""
     if not line:
         raise ControlError(f"session {session}'s owner hung up before confirming; "
                            f"`cockpit status {session}` shows what was applied")

@@ -266,7 +266,9 @@ class ControlClient:
                 await self._writer.drain()
         except (ConnectionError, RuntimeError):
             self._waiting.pop(rid, None)
-            raise ControlError(f"session {self.session}'s owner has gone") from None
+            await asyncio.gather(self._reading, return_exceptions=True)  # a refusal it sent?
+            raise ControlError(self._refused or f"session {self.session}'s owner has "
+                               "gone") from None
         return await future
 
     async def _read(self) -> None:
