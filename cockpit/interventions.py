@@ -156,7 +156,7 @@ def cmd_deny(args: argparse.Namespace) -> int:
                    decision="denied", reason=args.reason)
 
 
-VERBS = {"pause": cmd_pause, "stop": cmd_stop, "restart": cmd_restart,
+VERBS = {"pause": cmd_pause, "resume": cmd_resume_agent, "stop": cmd_stop, "restart": cmd_restart,
          "redirect": cmd_redirect, "set": cmd_set, "approve": cmd_approve, "deny": cmd_deny}
 
 
@@ -171,6 +171,9 @@ def main(argv: Sequence[str]) -> int:
                               "~/.local/share/cockpit/cockpit.db)")
 
     add_parsers(commands, add_db)
+    resume = commands.add_parser("resume")
+    _session_agent(resume)
+    add_db(resume)
     args = parser.parse_args(list(argv))
     try:
         return VERBS[args.command](args)

@@ -206,12 +206,12 @@ def test_ctrl_r_in_the_viewer_resumes_a_session_whose_owner_died(tmp_path: Path)
             viewer.wait_for_text("runs again", since=mark)
             (again,) = owner_pids(db) - {pid}
             assert alive(again)
-            viewer.press("p")  # commands reach the new owner
-            wait_for(lambda: any(e.type == "agent_paused" for e in events(db)),
-                     "the pause, sent to the resumed session")
-            viewer.press("p")
+            viewer.press("p", expect="paused")  # commands reach the new owner
+            assert any(e.type == "agent_paused" for e in events(db))
+            viewer.press("p", expect="resumed a")
             gate.open()
             wait_for(lambda: session_outcome(db) == "finished", "the resumed session to finish")
+            viewer.wait_for_text("1 finished")  # the viewer has caught up with the log
             assert alive(again)  # a viewer is attached: the owner waits for it
             viewer.press("q")
             assert viewer.wait_exit() == 0

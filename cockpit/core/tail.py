@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable
 
-from cockpit.core.events import BaseEvent
+from cockpit.core.events import BaseEvent, ThinkingStreamed, TokenStreamed
 from cockpit.core.logreader import LogReader
-from cockpit.core.logschema import decode
+from cockpit.core.logschema import Row, decode
 from cockpit.core.state import SessionState
 
 POLL_EVERY = 0.02
@@ -38,13 +39,14 @@ class LogTail:
         self._woken = asyncio.Event()
 
     async def poll(self) -> list[BaseEvent]:
-        """Every event committed since the last poll (possibly none), in log order."""
+        """Every event committed since the last poll (possibly none), in log order, with each
+        agent's streamed text merged (see `merge_text`)."""
         events: list[BaseEvent] = []
         while True:
             rows = await self.log.rows(self.session, self.after_id, self.page)
             if rows:
                 self.after_id = rows[-1][0]
-                events.extend(decode(row) for row in rows)
+                events.extend(merge_text(rows))
             if len(rows) < self.page:
                 return events
 
@@ -83,3 +85,56 @@ async def fold_log(log: LogReader, session: str,
             tail.after_id = rows[-1][0]
         if len(rows) < PAGE:
             return state, tail.after_id
+
+
+
+STREAMED: dict[str, type[TokenStreamed] | type[ThinkingStreamed]] = {
+    "token": TokenStreamed, "thinking": ThinkingStreamed}
+
+
+def merge_text(rows: list[Row]) -> list[BaseEvent]:
+    """Decode a page of rows, merging each agent's consecutive streamed text into one event.
+
+    The contract allows it (token events may merge chunks; their texts, concatenated in order,
+    are what the model streamed), and an attached viewer reading a long session's history gets
+    a few events per reply instead of one per chunk: no pydantic object per token, one pane
+    write per run. An agent's text is cut at its own next event of any other kind (its pause,
+    its tool call) and before any session-level event, so nothing moves past what it came
+    before. A merged event has the first chunk's time (rates stay honest) and the last one's
+    id and seq.
+    """
+    events: list[BaseEvent] = []
+    runs: dict[tuple[str, str], tuple[int, list[str], int, Row]] = {}
+    """(agent, type) -> (index in events, texts, chunks, first row) while a run is open."""
+
+    def close(key: tuple[str, str]) -> None:
+        at, texts, chunks, first = runs.pop(key)
+        last = last_rows[key]
+        events[at] = STREAMED[key[1]].model_construct(
+            id=last[0], session=first[1], agent=key[0], seq=last[3], ts=first[4], type=key[1],
+            text="".join(texts), chunks=chunks)
+
+    last_rows: dict[tuple[str, str], Row] = {}
+    for row in rows:
+        agent, kind = row[2], row[5]
+        if kind in STREAMED and agent is not None:
+            key = (agent, kind)
+            data = json.loads(row[6])
+            run = runs.get(key)
+            if run is None:
+                other = (agent, "thinking" if kind == "token" else "token")
+                if other in runs:
+                    close(other)
+                events.append(None)  # type: ignore[arg-type]  # filled by close()
+                runs[key] = (len(events) - 1, [data["text"]], int(data.get("chunks", 1)), row)
+            else:
+                run[1].append(data["text"])
+                runs[key] = (run[0], run[1], run[2] + int(data.get("chunks", 1)), run[3])
+            last_rows[key] = row
+            continue
+        for key in [k for k in runs if agent is None or k[0] == agent]:
+            close(key)
+        events.append(decode(row))
+    for key in list(runs):
+        close(key)
+    return events
