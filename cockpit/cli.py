@@ -305,14 +305,32 @@ def run_owned(db: Path, *, crew_path: Path | None = None, resume: str | None = N
     if not detach:
         _need_terminal("for pipes and scripts")
     session, pid = start_owner(db, crew_path=crew_path, resume=resume, only=only,
-                               approve=approve, watch=watch)
-    if detach:
-        print(session, flush=True)
-        print(f"cockpit: session {session} runs in the background (process {pid}): "
-              f"`cockpit attach {session}` shows it, `cockpit logs {session} -f` follows it, "
-              f"`cockpit stop {session} AGENT` stops an agent", file=sys.stderr)
-        return EXIT_OK
-    return attach_tui(db, session, theme=theme, started_here=True, watch_themes=watch_themes)
+                               approve=approve, watch=watch, viewer=not detach)
+    if not detach:
+        return _attach_started(db, session, theme=theme, watch_themes=watch_themes)
+    print(session, flush=True)
+    print(f"cockpit: session {session} runs in the background (process {pid}): "
+          f"`cockpit attach {session}` shows it, `cockpit logs {session} -f` follows it, "
+          f"`cockpit stop {session} AGENT` stops an agent", file=sys.stderr)
+    return EXIT_OK
+
+
+def _attach_started(db: Path, session: str, *, theme: str | None, watch_themes: bool) -> int:
+    """The TUI on the owner just started. Until the TUI's own handlers are in place, SIGTERM
+    (like Ctrl-C) stops the crew it started, as it does once the TUI runs."""
+    from cockpit.core.channel import Refused, request
+    from cockpit.owner_process import _interrupt
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return attach_tui(db, session, theme=theme, started_here=True,
+                          watch_themes=watch_themes)
+    except KeyboardInterrupt:
+        with contextlib.suppress(ControlError, Refused):
+            request(db, session, "shutdown", timeout=30.0)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_attach(args: argparse.Namespace) -> int:

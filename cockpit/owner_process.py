@@ -16,6 +16,7 @@ import contextlib
 import gc
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,9 +45,10 @@ def owner_log_path(db: Path) -> Path:
 
 def start_owner(db: Path, *, crew_path: Path | None = None, resume: str | None = None,
                 only: list[str] | None = None, approve: Policy = "ask",
-                watch: bool = False) -> tuple[str, int]:
+                watch: bool = False, viewer: bool = False) -> tuple[str, int]:
     """Start an owner for a new session of `crew_path`, or to continue session `resume`;
-    return (session id, pid) once it runs. OwnerError if it could not start."""
+    return (session id, pid) once it runs. `viewer`: a viewer is about to attach, and the
+    owner waits for it even if the crew ends first. OwnerError if it could not start."""
     read_end, write_end = os.pipe()
     argv = [sys.executable, "-m", "cockpit", "_owner", "--db", str(db),
             "--ready-fd", str(write_end), "--approve", approve]
@@ -58,6 +60,8 @@ def start_owner(db: Path, *, crew_path: Path | None = None, resume: str | None =
         argv += ["--only", name]
     if watch:
         argv.append("--watch")
+    if viewer:
+        argv.append("--expect-viewer")
     log_path = owner_log_path(db)
     with open(log_path, "ab") as output:
         try:
@@ -66,12 +70,15 @@ def start_owner(db: Path, *, crew_path: Path | None = None, resume: str | None =
                 pass_fds=(write_end,), start_new_session=True, close_fds=True)
         finally:
             os.close(write_end)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with os.fdopen(read_end, "rb") as ready:
             line = ready.readline()
     except KeyboardInterrupt:
-        process.terminate()  # Ctrl-C while it starts: it must not run on unseen
+        process.terminate()  # Ctrl-C or SIGTERM while it starts: it must not run on unseen
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if not line:
         code = process.wait()
         raise OwnerError(f"the session's owner process exited (code {code}) before the "
@@ -82,6 +89,10 @@ def start_owner(db: Path, *, crew_path: Path | None = None, resume: str | None =
         raise OwnerError(str(answer["error"]))
     process.returncode = 0  # it lives on after us: no "still running" warning at exit
     return str(answer["session"]), process.pid
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def owner_main(args: argparse.Namespace) -> int:
@@ -148,6 +159,8 @@ async def _own(crew: CrewConfig, crew_path: Path, db: Path, hosts: dict[str, str
                 say(error=str(error))
                 await asyncio.shield(supervisor.shutdown())
                 return 2
+            if args.expect_viewer:
+                server.reserve_viewer()
             say(session=supervisor.session)
             watching = _watch(crew_path, supervisor) if args.watch else None
             gc.freeze()  # start-up's objects live for the whole run: out of the collector's way
@@ -184,3 +197,4 @@ def add_parser(commands: Any) -> None:
     owner.add_argument("--only", action="append")
     owner.add_argument("--approve", choices=("ask", "all", "none"), default="ask")
     owner.add_argument("--watch", action="store_true")
+    owner.add_argument("--expect-viewer", action="store_true")

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import hmac
 import ipaddress
+import secrets
 import shlex
 import socket
 import sys
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_USAGE = 0, 2
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
+COOKIE = "cockpit_token"
 
 EXAMPLE = """\
 example:
@@ -100,14 +103,15 @@ def serve(session: str, db: Path | None, *, theme: str | None = None,
         print(f"cockpit: {error}", file=sys.stderr)
         return EXIT_USAGE
 
+    token = secrets.token_urlsafe(18)
     server = _make_server(viewer_command(session, db, theme, argv), host=host, port=port,
-                          session=session, public=public)
+                          session=session, public=public, token=token)
     if not loopback:
-        print(f"cockpit serve: WARNING: listening on {host} port {port} with no password: "
-              f"anyone who can reach it can command the agents", file=sys.stderr)
+        print(f"cockpit serve: WARNING: listening on {host} port {port}: anyone who can "
+              f"reach it and has the link can command the agents", file=sys.stderr)
     url = server.public_url
-    where = (f"{url}/ (from elsewhere: this machine's address, port {port})"
-             if _is_wildcard(host) else f"{url}/")
+    where = (f"{url}/?token={token} (from elsewhere: this machine's address, port {port})"
+             if _is_wildcard(host) else f"{url}/?token={token}")
     which = "the last session" if session == "last" else f"session {session}"
     print(f"cockpit serve: {which} at {where}; each tab runs its own viewer. Ctrl-C stops",
           file=sys.stderr, flush=True)
@@ -190,10 +194,14 @@ def check_theme(name: str) -> None:
 
 
 def _make_server(command: str, *, host: str, port: int, session: str,
-                 public: bool) -> Server:
+                 public: bool, token: str) -> Server:
     """textual-serve's server with cockpit's guards: the page's URLs are built from the Host
     the browser used (right behind any address, 0.0.0.0 included), a loopback server answers
-    only loopback names (DNS rebinding), and the websocket only pages of the same origin.
+    only loopback names (DNS rebinding), the websocket only pages of the same origin, and
+    nothing without the link's token. Every user of the machine can reach a loopback port,
+    and each tab runs a viewer that commands the crew as the user who started `serve`: the
+    token (in the printed link, then an HttpOnly same-site cookie) is what keeps the socket's
+    uid check from being bypassed through the browser's port.
     Imported here: aiohttp takes a quarter of a second, which other commands need not pay."""
     from aiohttp import web
     from rich.console import Console
@@ -211,13 +219,19 @@ def _make_server(command: str, *, host: str, port: int, session: str,
             origin = request.headers.get("Origin")
             if origin and urlsplit(origin).netloc.lower() != request.host.lower():
                 raise web.HTTPForbidden(text="cross-origin websocket refused\n")
+            given = request.query.get("token") or request.cookies.get(COOKIE, "")
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                raise web.HTTPForbidden(text="this page needs the link `cockpit serve` "
+                                             "printed (with its ?token=...)\n")
 
         async def handle_index(self, request: web.Request) -> web.StreamResponse:
             self.check(request)
             # textual-serve builds the page's static and websocket URLs from public_url; the
             # template renders before another request can run (no await in between).
             self.public_url = f"{request.scheme}://{request.host}"
-            return await super().handle_index(request)
+            response = await super().handle_index(request)
+            response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
+            return response
 
         async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
             self.check(request)

@@ -143,10 +143,16 @@ async def test_a_browser_tab_shows_the_crew_and_a_key_pauses_an_agent(tmp_path: 
         await poll(agents_started, PATIENCE, "agent_started for both agents")
 
         port = free_port()
-        url = f"http://127.0.0.1:{port}/"
         serve = stack.enter_context(started(  # SESSION defaults to last: this one
             [*SERVE, "--port", str(port), "--db", str(db)], serve_log))
         try:
+            async def linked() -> bool:
+                assert serve.poll() is None, f"serve exited: {tail(serve_log)}"
+                return "?token=" in tail(serve_log)
+
+            await poll(linked, PATIENCE, "the link cockpit serve prints")
+            token = tail(serve_log).split("?token=", 1)[1].split()[0].rstrip(";")
+            url = f"http://127.0.0.1:{port}/?token={token}"
             async with aiohttp.ClientSession() as http:
 
                 async def serving() -> bool:

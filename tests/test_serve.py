@@ -45,22 +45,29 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(db: Path, *args: str) -> Iterator[tuple[int, subprocess.Popen[str]]]:
-    """A running `cockpit serve ARGS` on a free port, answering on 127.0.0.1; SIGTERM ends it
-    with exit 0."""
+def serving(db: Path, *args: str) -> Iterator[tuple[int, subprocess.Popen[str], str, str]]:
+    """A running `cockpit serve ARGS` on a free port, answering on 127.0.0.1, the token of
+    the link it printed, and what it printed up to the link; SIGTERM ends it with exit 0."""
     port = free_port()
     process = subprocess.Popen([*SERVE, "--db", str(db), *args, "--port", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
+        assert process.stderr is not None
+        printed = ""
+        while "?token=" not in printed:  # the link comes first, before it serves
+            line = process.stderr.readline()
+            assert line, f"serve printed no link: {printed}"
+            printed += line
+        token = printed.split("?token=", 1)[1].split()[0].rstrip(";")
         deadline = time.monotonic() + PATIENCE
         while True:
             assert process.poll() is None, process.communicate()[1]
             with contextlib.suppress(OSError):
-                get(port, "/")
+                get(port, f"/?token={token}")
                 break
             assert time.monotonic() < deadline, "cockpit serve did not answer"
             time.sleep(0.05)
-        yield port, process
+        yield port, process, token, printed
         process.terminate()
         assert process.wait(timeout=PATIENCE) == 0
     finally:
@@ -103,28 +110,35 @@ def test_by_default_it_listens_on_loopback_and_answers_only_its_own_pages(db: Pa
                                                                  False)
     assert DEFAULT_HOST == "127.0.0.1"
 
-    with serving(db) as (port, process):
-        page = get(port, "/")
+    with serving(db) as (port, process, token, _):
+        page = get(port, f"/?token={token}")
+        # another user of this machine reaches the port too: no link, no page, no viewer
+        assert forbidden(port, "/")
+        assert forbidden(port, "/?token=guess")
+        assert forbidden(port, "/ws", Connection="Upgrade", Upgrade="websocket",
+                         **{"Sec-WebSocket-Version": "13",
+                            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
         assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws"' in page
         # DNS rebinding: a foreign name that resolves to 127.0.0.1 gets nothing
-        assert forbidden(port, "/", Host=f"evil.example:{port}")
+        assert forbidden(port, f"/?token={token}", Host=f"evil.example:{port}")
         # any site may open a websocket to 127.0.0.1: one from another origin is refused
         assert forbidden(port, "/ws", Origin="http://evil.example", Connection="Upgrade",
                          Upgrade="websocket", **{"Sec-WebSocket-Version": "13",
                                                  "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
     assert process.stderr is not None
-    assert f"at http://127.0.0.1:{port}/" in process.stderr.read()
+    assert "Traceback" not in process.stderr.read()
 
 
 def test_public_serves_with_a_warning_and_pages_connect_back_where_they_came_from(
         db: Path) -> None:
-    with serving(db, "--host", "0.0.0.0", "--public") as (port, process):
+    with serving(db, "--host", "0.0.0.0", "--public") as (port, process, token, printed):
         # textual-serve would give ws://0.0.0.0:PORT/ws (REFERENCE-2 I.1); the page must use
         # the address the browser used, whichever it was
-        assert f'"ws://127.0.0.1:{port}/ws"' in get(port, "/")
-        assert f'"ws://192.0.2.7:{port}/ws"' in get(port, "/", Host=f"192.0.2.7:{port}")
+        assert f'"ws://127.0.0.1:{port}/ws"' in get(port, f"/?token={token}")
+        assert f'"ws://192.0.2.7:{port}/ws"' in get(port, f"/?token={token}",
+                                                    Host=f"192.0.2.7:{port}")
     assert process.stderr is not None
-    assert "WARNING" in process.stderr.read()
+    assert "WARNING" in printed + process.stderr.read()
 
 
 def test_port_zero_and_a_port_in_use_are_usage_errors(db: Path) -> None:

@@ -37,6 +37,10 @@ from cockpit.core.logreader import LogError
 if TYPE_CHECKING:
     from cockpit.core.supervisor import Supervisor
 
+RESERVE_FOR = 30.0
+"""Seconds the owner keeps a place for the viewer `cockpit run` starts."""
+SHUTDOWN_COMMIT = 10.0
+"""Longest a `shutdown` waits for its commit before it answers."""
 LINE_LIMIT = 16 * 1024 * 1024
 """Longest request or answer (a board value can be long; a runaway peer cannot grow it)."""
 
@@ -69,6 +73,8 @@ class ControlServer:
         self.viewers_changed = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._requests: set[asyncio.Task[None]] = set()
+        self._reserved = False
         self._ops: dict[str, Handler] = {
             "pause": lambda a: supervisor.pause(a["agent"], _by(a)),
             "resume": lambda a: supervisor.resume(a["agent"], _by(a)),
@@ -107,19 +113,42 @@ class ControlServer:
             with contextlib.suppress(OSError):
                 if self.path.exists():
                     self.path.unlink()
-        for task in list(self._connections):
+        if self._requests:  # answers under way (the shutdown's own) get out first
+            await asyncio.wait(set(self._requests), timeout=2.0)
+        for task in [*self._connections, *self._requests]:
             task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
+        await asyncio.gather(*self._connections, *self._requests, return_exceptions=True)
 
     async def until_no_viewers(self) -> None:
         while self.viewers:
             self.viewers_changed.clear()
             await self.viewers_changed.wait()
 
+    def reserve_viewer(self, timeout: float = RESERVE_FOR) -> None:
+        """Count a viewer that is on its way (the TUI `cockpit run` started): a crew that
+        ends before it attaches must still wait for it, so it can restart a failed agent.
+        Its first `hello` takes the place; if it never comes, the place goes after
+        `timeout` seconds."""
+        self._reserved = True
+        self._count(+1)
+        asyncio.get_running_loop().call_later(timeout, self._release)
+
+    def _release(self) -> None:
+        if self._reserved:
+            self._reserved = False
+            self._count(-1)
+
     async def _shutdown(self, args: dict[str, Any]) -> None:
-        """Cut every agent off and log the session interrupted, committed before the answer."""
-        await self.supervisor.shutdown()
-        await self.supervisor.commit()
+        """Cut every agent off and log the session interrupted. The answer waits for the
+        commit, but no longer than SHUTDOWN_COMMIT: a locked log must not hold the viewer,
+        and the log's close goes on trying within its own grace."""
+        try:
+            await self.supervisor.shutdown()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.supervisor.commit()),
+                                       SHUTDOWN_COMMIT)
+        finally:
+            self.shut_down.set()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -127,7 +156,6 @@ class ControlServer:
         self._connections.add(task)
         viewer = False
         lock = asyncio.Lock()
-        pending: set[asyncio.Task[None]] = set()
         try:
             sock = writer.get_extra_info("socket")
             uid = peer_uid(sock) if sock is not None else None
@@ -141,26 +169,31 @@ class ControlServer:
                 try:
                     request = json.loads(line)
                     op, args, rid = request["op"], request.get("args") or {}, request["id"]
-                except (ValueError, KeyError, TypeError):
+                    if not isinstance(op, str) or not isinstance(args, dict):
+                        raise TypeError
+                except (ValueError, KeyError, TypeError, AttributeError):
                     await _send(writer, lock, {"id": None, "ok": False, "kind": "usage",
                                                "error": "not a request"})
                     continue
                 if op == "hello":
                     if args.get("viewer") and not viewer:
                         viewer = True
-                        self._count(+1)
+                        if self._reserved:
+                            self._reserved = False  # the viewer that was on its way
+                        else:
+                            self._count(+1)
                     await _send(writer, lock, {"id": rid, "ok": True, "result": self.info})
                     continue
+                # Not the connection's task: a caller that hangs up must not cut a command off
+                # halfway (a shutdown whose agents are gone but whose end is not logged).
                 job = asyncio.create_task(self._answer(writer, lock, rid, op, args))
-                pending.add(job)
-                job.add_done_callback(pending.discard)
+                self._requests.add(job)
+                job.add_done_callback(self._requests.discard)
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass  # a viewer that went away (killed, or a line over the limit)
         finally:
             if viewer:
                 self._count(-1)
-            for job in pending:
-                job.cancel()
             writer.close()
             self._connections.discard(task)
 
@@ -181,13 +214,11 @@ class ControlServer:
                 reply = {"id": rid, "ok": False, "kind": "command", "error": str(error)}
             except LogError as error:
                 reply = {"id": rid, "ok": False, "kind": "log", "error": str(error)}
-            except (KeyError, TypeError, ValueError) as error:
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
                 reply = {"id": rid, "ok": False, "kind": "usage",
-                         "error": f"bad {op} request: {error}"}
-        with contextlib.suppress(ConnectionError):
-            await _send(writer, lock, reply)
-        if op == "shutdown" and reply["ok"]:
-            self.shut_down.set()
+                         "error": f"bad {op} request: {error!r}"}
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await _send(writer, lock, reply)  # the caller may have gone: the work is done
 
 
 def _by(args: dict[str, Any]) -> str:

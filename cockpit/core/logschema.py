@@ -52,8 +52,9 @@ Row = tuple[int, str, "str | None", int, float, str, str]
 Encoded = tuple[str, "str | None", int, float, str, str]
 """An event as an `events` row without its id (see `encode`)."""
 SESSION_TYPES = frozenset({"session_started", "session_resumed", "session_finished",
-                           "agent_restarted"})
-"""Types that change a session's row: a restart reopens a session that had ended."""
+                           "agent_restarted", "agent_woken", "crew_updated"})
+"""Types that change a session's row: a restart, a wake-up, or agents joining the crew reopen
+a session that had ended (as the fold does), and a crew update counts the agents anew."""
 MIGRATIONS = {
     1: "ALTER TABLE sessions ADD COLUMN hostname TEXT; "
        "ALTER TABLE sessions ADD COLUMN proc_start REAL;",
@@ -104,9 +105,14 @@ async def update_session(db: aiosqlite.Connection, session: str, ts: float, type
             "outcome = NULL WHERE id = ?",
             (data["pid"], data.get("hostname"), data.get("proc_start"), session),
         )
-    elif type_ == "agent_restarted":
+    elif type_ in ("agent_restarted", "agent_woken"):
         await db.execute(
             "UPDATE sessions SET ended_at = NULL, outcome = NULL WHERE id = ?", (session,))
+    elif type_ == "crew_updated":  # agents that join a crew reopen it if it had ended
+        if data.get("added"):
+            await db.execute(
+                "UPDATE sessions SET agents = ?, ended_at = NULL, outcome = NULL WHERE id = ?",
+                (len(data["config"].get("agents", [])), session))
     else:
         await db.execute(
             "UPDATE sessions SET ended_at = ?, outcome = ? WHERE id = ?",

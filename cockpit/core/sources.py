@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from cockpit.core.replay import Player, Timeline
     from cockpit.core.supervisor import Supervisor
 
+STOP_WAIT = 20.0
+"""Longest a viewer waits for the owner to confirm that it stopped the crew."""
 OWNER_POLL = 1.0
 """Seconds between checks for a new owner of a session whose owner died."""
 
@@ -329,8 +331,8 @@ class AttachedSource(Source):
                 return  # nobody runs the session: nothing to stop
         assert client is not None
         try:
-            with contextlib.suppress(ControlError):
-                await client.call("shutdown")
+            with contextlib.suppress(ControlError, TimeoutError):  # then the owner finishes
+                await asyncio.wait_for(client.call("shutdown"), STOP_WAIT)
         finally:
             if own:
                 await client.aclose()

@@ -210,6 +210,12 @@ async def test_a_new_agent_reopens_a_session_that_had_ended(tmp_path: Path, db: 
             async with watching(path, session.supervisor):
                 write_by_rename(path, crew_text(fake.url, more=CRITIC))
                 await updated(session, 1)
+                await session.supervisor.commit()
+                # the sessions table says so too: `sessions`, `resume` and viewers read it
+                async with EventLog.open(db, readonly=True) as reader:
+                    [row] = await reader.sessions()
+                assert row.outcome is None or session.state.outcome is not None
+                assert row.agents == 3
                 await wait_until(lambda: session.state.outcome is not None,
                                  what="the reopened session to end")
             logged = await session.logged()
