@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -507,7 +507,6 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
     with exit 2 and says what was not written and where it went.
     """
     from cockpit.core.bus import EventBus
-    from cockpit.core.owner import serve_commands
     from cockpit.core.supervisor import Supervisor
     from cockpit.headless import HeadlessPrinter
     from cockpit.owner_process import _watch
@@ -529,7 +528,7 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
         # collector's reach, full collections do not rescan it while agents stream.
         gc.freeze()
         try:
-            async with serve_commands(supervisor, db, hosts or {}):  # `cockpit approve` etc.
+            async with _commands_if_possible(supervisor, db, hosts or {}, out):
                 watching = _watch(crew_path.resolve(), supervisor) if crew_watch else None
                 try:
                     state = await supervisor.run(resume, only=only, until_idle=True)
@@ -562,6 +561,30 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
               f"(`cockpit resume {supervisor.session}`)", file=out, flush=True)
         return EXIT_INTERRUPTED
     return EXIT_OK if state.outcome == "finished" else EXIT_FAILED
+
+
+@contextlib.asynccontextmanager
+async def _commands_if_possible(supervisor: Supervisor, db: Path, hosts: dict[str, str],
+                                out: TextIO) -> AsyncIterator[None]:
+    """Listen for `cockpit approve`, `pause`... from other shells; a headless run goes on
+    without them, and says so, when the socket cannot be made (a runtime directory that is
+    not private, a path too long)."""
+    from cockpit.core.owner import serve_commands
+
+    try:
+        listening = serve_commands(supervisor, db, hosts)
+        await listening.__aenter__()
+    except ControlError as error:
+        print(f"cockpit: no commands from other shells for this run: {error}", file=out,
+              flush=True)
+        yield
+        return
+    supervisor.commands_from_afar = True
+    try:
+        yield
+    finally:
+        supervisor.commands_from_afar = False
+        await listening.__aexit__(None, None, None)
 
 
 async def _abandon(supervisor: Supervisor) -> None:

@@ -150,7 +150,9 @@ class HeadlessPrinter:
             case ev.AgentStarted():
                 return f"started   {event.model} @ {one_line(event.host)}"
             case ev.AgentPaused():
-                return f"paused    by {event.by} after {agent.tokens if agent else 0} tokens"
+                hint = (f"; `cockpit resume {event.session} {event.agent}` goes on"
+                        if event.by == "person" else "")
+                return f"paused    by {event.by} after {agent.tokens if agent else 0} tokens{hint}"
             case ev.AgentResumed() if event.by == "resume":
                 return "resumed   by cockpit resume (continues where it failed)"
             case ev.AgentResumed():

@@ -105,7 +105,11 @@ def _silence_stdout() -> None:
 
 
 async def agent_names(log: LogReader, session: str) -> list[str]:
-    """The session's agents in crew order, from its `session_started`."""
+    """The session's agents in crew order, as the crew stands now (agents a hot reload added
+    included), else as its `session_started` has them."""
+    with contextlib.suppress(LogError):
+        crew, _ = await log.crew(session)
+        return [agent.name for agent in crew.agents]
     first = await log.events(session, 0, 1)
     if not first or not isinstance(first[0], ev.SessionStarted):
         return []

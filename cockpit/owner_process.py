@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from cockpit.core.state import SessionState
 
 
+WATCH_AFTER = 0.05
+"""Seconds between looks at whether the session has started, before the crew watch begins."""
+
+
 class OwnerError(Exception):
     """The owner process could not start the session; the message says why."""
 
@@ -182,10 +186,22 @@ async def _own(crew: CrewConfig, crew_path: Path, db: Path, hosts: dict[str, str
 
 
 def _watch(crew_path: Path, supervisor: Any) -> asyncio.Task[None]:
-    """The crew file's hot reload (`--watch`), for as long as the session runs here."""
+    """The crew file's hot reload (`--watch`), for as long as the session runs here. It
+    starts once the session has (a headless run starts its tool servers first), and a
+    failure is said in the owner's output rather than ending the watch unseen."""
     from cockpit.core.reload import watch_crew
 
-    return asyncio.create_task(watch_crew(crew_path, supervisor), name="cockpit crew watch")
+    async def watch() -> None:
+        while supervisor.state.started_at is None or supervisor.state.session is None:
+            await asyncio.sleep(WATCH_AFTER)
+        try:
+            await watch_crew(crew_path, supervisor)
+        except Exception as error:  # not ConfigError: those are crew_rejected events
+            print(f"cockpit: the crew file is no longer watched: {error!r}", file=sys.stderr,
+                  flush=True)
+            raise
+
+    return asyncio.create_task(watch(), name="cockpit crew watch")
 
 
 def add_parser(commands: Any) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from cockpit.core import events as ev
+from tests.conftest import PATIENCE
 from tests.fake_ollama import FakeOllamaThread, ModelScript
 from tests.owners import (
     Gate,
@@ -220,3 +222,62 @@ def test_ctrl_r_in_the_viewer_resumes_a_session_whose_owner_died(tmp_path: Path)
             viewer.close()
     log = assert_complete(db, tokens)
     assert [e.type for e in log].count("session_resumed") == 1
+
+
+async def test_what_an_attached_viewer_receives_is_each_reply_whole_and_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The viewer's own feed, not the log: attach part-way (history, then live events across
+    several polls), and per agent the streamed text the viewer was handed is exactly the
+    reply, with every other event once and in log order."""
+    import asyncio
+
+    from cockpit.core.bus import EventBus
+    from cockpit.core.eventlog import EventLog
+    from cockpit.core.sources import AttachedSource
+    from cockpit.core.state import SessionState
+
+    class Watcher:
+        lost: list[str] = []
+
+        def source_failed(self, message: str) -> None:
+            raise AssertionError(message)
+
+        def owner_lost(self, message: str) -> None:
+            self.lost.append(message)
+
+        def owner_back(self) -> None: ...
+
+        def source_ready(self) -> None: ...
+
+        def show_state_at(self, state: SessionState, index: int) -> None: ...
+
+    names = ["a", "b", "c", "d"]
+    tokens = replies(names, 80)
+    gate = Gate(20)
+    scripts = {f"m{n}": ModelScript(tokens=tokens[n], delay=0.005, gate=gate) for n in names}
+    crew, db, env = tmp_path / "crew.toml", tmp_path / "log.db", cockpit_env(tmp_path)
+    monkeypatch.setenv("COCKPIT_RUNTIME_DIR", env["COCKPIT_RUNTIME_DIR"])  # we attach too
+    with FakeOllamaThread(scripts) as fake, owners(db):
+        crew.write_text(crew_toml(fake.url, names))
+        session = detach(crew, db, env)
+        wait_for(lambda: logged_through(db, tokens, 20), "20 tokens of each in the log")
+        source = await AttachedSource.open(db, session)
+        bus = EventBus()
+        feed = bus.subscribe()
+        async with EventLog.open(db, readonly=True) as log:
+            viewing = asyncio.create_task(source.run(log, bus, Watcher()))
+            gate.open()  # the rest streams while the viewer follows
+            received: list[ev.BaseEvent] = []
+            while not any(isinstance(e, ev.SessionFinished) for e in received):
+                received += await asyncio.wait_for(feed.batch(), PATIENCE)
+            await source.close(stop=False)
+            viewing.cancel()
+            await asyncio.gather(viewing, return_exceptions=True)
+    logged = events(db)
+    for name in names:
+        text = "".join(e.text for e in received
+                       if isinstance(e, ev.TokenStreamed) and e.agent == name)
+        assert text == "".join(tokens[name])
+    others = [(e.id, e.type, e.agent) for e in received if e.type != "token"]
+    assert others == [(e.id, e.type, e.agent) for e in logged if e.type != "token"]
+    assert Watcher.lost == []

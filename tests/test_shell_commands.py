@@ -29,6 +29,7 @@ from tests.owners import (
     PATIENCE,
     Event,
     Gate,
+    assert_complete,
     can_switch_users,
     cockpit,
     cockpit_env,
@@ -276,6 +277,38 @@ def test_a_headless_run_that_asks_is_answered_from_another_process(tmp_path: Pat
     assert f"{call_id} waits" in stderr
     assert session_outcome(db) == "finished"
     assert [e.data["call_id"] for e in events(db) if e.type == "tool_called"] == [call_id]
+
+
+def test_a_headless_run_paused_from_a_shell_waits_to_be_resumed(tmp_path: Path) -> None:
+    """Headless runs take commands now: a pause by a person does not end the run (nobody
+    could resume it before); `cockpit resume SESSION AGENT` lets it finish."""
+    crew, db, env = tmp_path / "crew.toml", tmp_path / "log.db", cockpit_env(tmp_path)
+    tokens = replies(["a"], 30)
+    gate = Gate(5)
+    with FakeOllamaThread({"ma": ModelScript(tokens=tokens["a"], delay=0.01,
+                                             gate=gate)}) as fake:
+        crew.write_text(crew_toml(fake.url, ["a"]))
+        run = subprocess.Popen([sys.executable, "-m", "cockpit", "run", str(crew), "--headless",
+                                "--db", str(db)], env=env, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: any(e.type == "token" for e in events(db)), "a to stream")
+            [(session,)] = query(db, "SELECT id FROM sessions")
+            applied(cockpit("pause", str(session), "a", "--db", db, env=env), db,
+                    "agent_paused")
+            gate.open()
+            # the run does not end while a is paused: the resume from the shell applies
+            applied(cockpit("resume", str(session), "a", "--db", db, env=env), db,
+                    "agent_resumed")
+            _, stderr = run.communicate(timeout=PATIENCE)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+    assert run.returncode == 0, stderr
+    assert f"cockpit resume {session} a" in stderr  # the pause line says how to go on
+    assert session_outcome(db) == "finished"
+    assert_complete(db, tokens)
 
 
 # -- who may command ------------------------------------------------------------------------

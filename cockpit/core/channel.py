@@ -22,6 +22,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+SUN_PATH = 107
+"""The longest path a Unix socket can have on Linux (`sun_path` less its NUL)."""
 REQUEST_TIMEOUT = 600.0
 """A shell command waits this long for its answer (a pause waits for the stream to close)."""
 
@@ -65,7 +67,11 @@ def socket_path(db: Path, session: str) -> Path:
     """Where session `session` of log `db` is commanded. The log's path is part of the
     name: two logs may hold sessions with the same id."""
     digest = hashlib.sha1(str(Path(db).expanduser().resolve()).encode()).hexdigest()[:10]
-    return runtime_dir() / f"{session}-{digest}.sock"
+    path = runtime_dir() / f"{session}-{digest}.sock"
+    if len(os.fsencode(path)) > SUN_PATH:
+        raise ControlError(f"{path} is too long for a socket ({SUN_PATH} bytes at most); set "
+                           "COCKPIT_RUNTIME_DIR to a shorter directory")
+    return path
 
 
 def resolve_session(db: Path, ref: str) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cockpit.core.commands import CommandError
 from cockpit.core.config import (
     AgentConfig,
     ConfigError,
@@ -212,7 +213,8 @@ async def reload_crew(path: Path | str, supervisor: Supervisor) -> None:
         if path.exists():
             await supervisor.reject_crew(error, path=path)
         return
-    with contextlib.suppress(ConfigError):  # logged as crew_rejected by update_crew
+    # ConfigError: logged as crew_rejected by update_crew; CommandError: not started yet
+    with contextlib.suppress(ConfigError, CommandError):
         await supervisor.update_crew(new, path=path, source=text)
 
 

@@ -95,6 +95,10 @@ class Supervisor:
         """Ends a session again that a restart reopened."""
         self._log_stuck_at: float | None = None
         self.approvals = Approvals(self, approve)
+        self.commands_from_afar = False
+        """Commands can come from other processes (the run listens on its socket): an agent a
+        person pauses during the run can be resumed, so `idle()` does not count it."""
+        self.paused_here: set[str] = set()
         self.mcp: McpHub | None = None
         self.mcp_log = mcp_log
         """Where MCP servers' stderr goes (never the terminal the TUI draws on)."""
@@ -242,7 +246,8 @@ class Supervisor:
         if agent.status.ended or name in self._held:
             return True
         if agent.status is AgentStatus.PAUSED:
-            return agent.paused_by not in SYSTEM_PAUSERS
+            # paused during this run by someone who can resume it (a shell, a viewer)
+            return agent.paused_by not in SYSTEM_PAUSERS and name not in self.paused_here
         if agent.status is AgentStatus.WAITING:
             return any(not self.state.agents[d].status.ended and self._blocked(d)
                        for d in self.crew.agent(name).after)
@@ -529,6 +534,8 @@ class Supervisor:
     async def pause(self, name: str, by: str = "person") -> None:
         """Close the agent's stream (Ollama stops generating); the partial reply is kept."""
         self._check(name, RUNNING, "pause")
+        if self.commands_from_afar and by not in SYSTEM_PAUSERS:
+            self.paused_here.add(name)  # before the event: `wait()` may look at it at once
         await self._send(name, Command("pause", by=by, gentle=by in SYSTEM_PAUSERS))
 
     async def resume(self, name: str, by: str = "person") -> None:

@@ -99,9 +99,9 @@ def merge_text(rows: list[Row]) -> list[BaseEvent]:
     are what the model streamed), and an attached viewer reading a long session's history gets
     a few events per reply instead of one per chunk: no pydantic object per token, one pane
     write per run. An agent's text is cut at its own next event of any other kind (its pause,
-    its tool call) and before any session-level event, so nothing moves past what it came
-    before. A merged event has the first chunk's time (rates stay honest) and the last one's
-    id and seq.
+    its tool call, a message to it) and before any session-level event, so nothing moves past
+    what it came before. A merged event has the first chunk's time and seq (rates stay honest,
+    seqs stay in order) and the last one's id.
     """
     events: list[BaseEvent] = []
     runs: dict[tuple[str, str], tuple[int, list[str], int, Row]] = {}
@@ -111,7 +111,7 @@ def merge_text(rows: list[Row]) -> list[BaseEvent]:
         at, texts, chunks, first = runs.pop(key)
         last = last_rows[key]
         events[at] = STREAMED[key[1]].model_construct(
-            id=last[0], session=first[1], agent=key[0], seq=last[3], ts=first[4], type=key[1],
+            id=last[0], session=first[1], agent=key[0], seq=first[3], ts=first[4], type=key[1],
             text="".join(texts), chunks=chunks)
 
     last_rows: dict[tuple[str, str], Row] = {}
@@ -132,9 +132,11 @@ def merge_text(rows: list[Row]) -> list[BaseEvent]:
                 runs[key] = (run[0], run[1], run[2] + int(data.get("chunks", 1)), run[3])
             last_rows[key] = row
             continue
-        for key in [k for k in runs if agent is None or k[0] == agent]:
+        event = decode(row)
+        target = getattr(event, "to", None)  # a message to an agent is in its pane's flow
+        for key in [k for k in runs if agent is None or k[0] in (agent, target)]:
             close(key)
-        events.append(decode(row))
+        events.append(event)
     for key in list(runs):
         close(key)
     return events
