@@ -328,10 +328,11 @@ def test_the_socket_is_private_to_its_user(tmp_path: Path, monkeypatch: pytest.M
         assert info.st_uid == os.getuid()
         monkeypatch.setenv("COCKPIT_RUNTIME_DIR", str(run))
         path = socket_path(db, session)
-        [found] = run.iterdir()
+        [found] = run.glob("*.sock")
         assert found == path
         info = os.lstat(path)
         assert stat.S_ISSOCK(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600
+        assert stat.S_IMODE(os.lstat(path.with_suffix(".lock")).st_mode) == 0o600
         gate.open()
         wait_for(lambda: session_outcome(db) == "finished", "the session to finish")
         for pid in owner_pids(db):
@@ -462,7 +463,7 @@ def test_an_owner_refuses_a_caller_of_another_uid_even_root(
         session = started.stdout.splitlines()[0]
         wait_for(lambda: text_of(events(db), "a") == "".join(tokens["a"][:3]), "a streaming")
         assert os.lstat(theirs).st_uid == NOBODY
-        [sock] = theirs.iterdir()
+        [sock] = theirs.glob("*.sock")
         assert os.lstat(sock).st_uid == NOBODY
         (pid,) = owner_pids(db)
         assert os.stat(f"/proc/{pid}").st_uid == NOBODY

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import socket
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 RESERVE_FOR = 30.0
 """Seconds the owner keeps a place for the viewer `cockpit run` starts."""
+HELLO_WAIT = 15.0
+"""Longest a viewer waits for the owner's hello (a stopped owner accepts and never answers)."""
 SHUTDOWN_COMMIT = 10.0
 """Longest a `shutdown` waits for its commit before it answers."""
 LINE_LIMIT = 16 * 1024 * 1024
@@ -75,6 +78,7 @@ class ControlServer:
         self._connections: set[asyncio.Task[None]] = set()
         self._requests: set[asyncio.Task[None]] = set()
         self._reserved = False
+        self._lock: int | None = None
         self._ops: dict[str, Handler] = {
             "pause": lambda a: supervisor.pause(a["agent"], _by(a)),
             "resume": lambda a: supervisor.resume(a["agent"], _by(a)),
@@ -93,7 +97,17 @@ class ControlServer:
         }
 
     async def start(self) -> None:
-        """Listen; a stale socket of a dead owner is replaced, a live one refused."""
+        """Listen; a stale socket of a dead owner is replaced, a live one refused. A lock on
+        `SESSION.lock` beside the socket, held while this server lives, makes that check and
+        the replacement one step: two owners started at once cannot both run the session."""
+        self._lock = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._lock)
+            self._lock = None
+            raise ControlError(f"another process already runs session "
+                               f"{self.supervisor.session}") from None
         if self.path.exists():
             if await _answers(self.path):
                 raise ControlError(f"another process already runs session "
@@ -113,6 +127,9 @@ class ControlServer:
             with contextlib.suppress(OSError):
                 if self.path.exists():
                     self.path.unlink()
+        if self._lock is not None:
+            os.close(self._lock)  # the lock goes with it (the file stays: unlinking races)
+            self._lock = None
         if self._requests:  # answers under way (the shutdown's own) get out first
             await asyncio.wait(set(self._requests), timeout=2.0)
         for task in [*self._connections, *self._requests]:
@@ -275,7 +292,11 @@ class ControlClient:
                                f"{error.strerror or error}") from None
         client = cls(reader, writer, session)
         try:
-            client.info = await client.call("hello", viewer=viewer)
+            client.info = await asyncio.wait_for(client.call("hello", viewer=viewer),
+                                                 HELLO_WAIT)
+        except TimeoutError:
+            await client.aclose()
+            raise ControlError(f"session {session}'s owner does not answer (stopped?)") from None
         except BaseException:
             await client.aclose()
             raise
