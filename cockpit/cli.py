@@ -304,6 +304,13 @@ def run_owned(db: Path, *, crew_path: Path | None = None, resume: str | None = N
     The crew outlives the TUI: leaving it can detach, and a closed terminal does."""
     if not detach:
         _need_terminal("for pipes and scripts")
+        if theme:
+            from cockpit.ui.themes import ThemeError, check_theme_name
+
+            try:
+                check_theme_name(theme)
+            except ThemeError as error:
+                raise UsageError(str(error)) from None
     session, pid = start_owner(db, crew_path=crew_path, resume=resume, only=only,
                                approve=approve, watch=watch, viewer=not detach)
     if not detach:

@@ -180,14 +180,12 @@ def _url_host(host: str) -> str:
 
 def check_theme(name: str) -> None:
     """A bad theme would leave every tab on textual-serve's splash: refuse it at start."""
-    from textual.theme import BUILTIN_THEMES
+    from cockpit.ui.themes import ThemeError, check_theme_name
 
-    from cockpit.ui.themes import load_themes, theme_dirs
-
-    themes, _ = load_themes(theme_dirs())
-    if name not in themes and name not in BUILTIN_THEMES:
-        choices = ", ".join(sorted(set(themes) | set(BUILTIN_THEMES)))
-        raise ServeError(f"no theme named {name!r}; choose one of: {choices}")
+    try:
+        check_theme_name(name)
+    except ThemeError as error:
+        raise ServeError(str(error)) from None
 
 
 # -- the server ----------------------------------------------------------------------------------

@@ -208,6 +208,10 @@ class ControlServer:
                 job.add_done_callback(self._requests.discard)
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass  # a viewer that went away (killed, or a line over the limit)
+        except asyncio.CancelledError:
+            # The server is closing. Ended quietly: asyncio's stream callback asks a
+            # connection task for its exception, and a cancelled one logs a traceback.
+            pass
         finally:
             if viewer:
                 self._count(-1)

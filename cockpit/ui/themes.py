@@ -90,3 +90,14 @@ async def watch_themes(directories: list[Path],
         for path in sorted({Path(p) for _, p in changes}):
             if path.exists():
                 await changed(path)
+
+
+def check_theme_name(name: str) -> None:
+    """ThemeError unless `name` is a theme the app could use: checked before a session
+    starts, so a misspelt `--theme` does not leave a crew running with no window."""
+    from textual.theme import BUILTIN_THEMES
+
+    themes, _ = load_themes(theme_dirs())
+    if name not in themes and name not in BUILTIN_THEMES:
+        choices = ", ".join(sorted(set(themes) | set(BUILTIN_THEMES)))
+        raise ThemeError(f"no theme named {name!r}; choose one of: {choices}")
