@@ -187,12 +187,12 @@ def _list_waiting(args: argparse.Namespace) -> int:
 
     from cockpit.core.describe import call_line
     from cockpit.core.eventlog import EventLog, LogError
-    from cockpit.core.tail import fold_log
+    from cockpit.core.state import fold
 
     async def load() -> tuple[str, list[str]]:
         async with EventLog.open(_db(args), readonly=True) as log:
             session = await log.resolve(args.session)
-            state, _ = await fold_log(log, session)
+            state = fold([event async for event in log.iter_events(session)])
         return session, [f"  {p.call_id}  {call_line(p.tool, p.arguments, 100)}"
                          for p in state.approvals.values()]
 

@@ -103,6 +103,16 @@ def resolve_session(db: Path, ref: str) -> str:
     return ids[0]
 
 
+def unreachable(error: OSError, path: Path, session: str) -> ControlError:
+    """What a failed connect to a session's socket means: nobody runs the session, or the
+    socket belongs to another user, or something else (said as it is)."""
+    if isinstance(error, FileNotFoundError | ConnectionRefusedError):
+        return NotRunning(f"session {session} is not running")
+    if isinstance(error, PermissionError):
+        return ControlError(f"permission denied: {path} belongs to another user")
+    return ControlError(f"cannot reach session {session}: {error.strerror or error}")
+
+
 def request(db: Path, session: str, op: str, timeout: float = REQUEST_TIMEOUT,
             **args: Any) -> Any:
     """Send one request to the session's owner and wait for its answer (given only once the
@@ -112,13 +122,8 @@ def request(db: Path, session: str, op: str, timeout: float = REQUEST_TIMEOUT,
         sock.settimeout(timeout)
         try:
             sock.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise NotRunning(f"session {session} is not running") from None
-        except PermissionError:
-            raise ControlError(f"permission denied: {path} belongs to another user") from None
         except OSError as error:
-            raise ControlError(f"cannot reach session {session}: "
-                               f"{error.strerror or error}") from None
+            raise unreachable(error, path, session) from None
         try:
             # If it hung up first, a refusal it sent at once (another uid) is still to be read.
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cockpit.core.channel import ControlError, NotRunning, socket_path
+from cockpit.core.channel import ControlError, socket_path, unreachable
 from cockpit.core.commands import CommandError, Decision
 from cockpit.core.logreader import LogError
 
@@ -287,13 +287,8 @@ class ControlClient:
         path = socket_path(db, session)
         try:
             reader, writer = await asyncio.open_unix_connection(str(path), limit=LINE_LIMIT)
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise NotRunning(f"session {session} is not running") from None
-        except PermissionError:
-            raise ControlError(f"permission denied: {path} belongs to another user") from None
         except OSError as error:
-            raise ControlError(f"cannot reach session {session}: "
-                               f"{error.strerror or error}") from None
+            raise unreachable(error, path, session) from None
         client = cls(reader, writer, session)
         try:
             client.info = await asyncio.wait_for(client.call("hello", viewer=viewer),
@@ -411,8 +406,3 @@ class RemoteCommands:
 
     async def set_state(self, key: str, value: Any, by: str = "person") -> None:
         await self.client.call("set", key=key, value=value, by=by)
-
-    async def shutdown(self) -> None:
-        """Stop the crew: the owner cuts every agent off, logs the session interrupted (it
-        stays resumable) and ends."""
-        await self.client.call("shutdown")

@@ -168,14 +168,13 @@ class AttachedSource(Source):
 
     quit: Quit = "detach"
 
-    def __init__(self, db: Path, session: str, crew: CrewConfig, state: SessionState,
-                 after_id: int, *, started_here: bool = False) -> None:
+    def __init__(self, db: Path, session: str, crew: CrewConfig, *,
+                 started_here: bool = False) -> None:
         self.db, self.session, self.crew = db, session, crew
-        self.state, self.after_id = state, after_id
         self.client: ControlClient | None = None
         """The viewer's connection to the owner, made on the viewer's own event loop."""
         self._connected = asyncio.Event()
-        self.commands = self.remote = RemoteCommands(self)
+        self.commands = RemoteCommands(self)
         self.started_here = started_here
         """`cockpit run` started the owner for this viewer: SIGTERM stops the crew."""
         self.tail: LogTail | None = None
@@ -193,7 +192,7 @@ class AttachedSource(Source):
             probe = await ControlClient.connect(db, session)  # NotRunning: replay it
             await probe.aclose()
             crew, _ = await log.crew(session)
-        return cls(db, session, crew, SessionState(), 0, started_here=started_here)
+        return cls(db, session, crew, started_here=started_here)
 
     async def call(self, op: str, **args: Any) -> Any:
         """A request to the owner (RemoteCommands sends through here)."""
@@ -202,14 +201,11 @@ class AttachedSource(Source):
             raise ControlError(f"session {self.session} is not running")
         return await self.client.call(op, **args)
 
-    def initial_view(self) -> SessionState:
-        return self.state
-
     async def run(self, log: EventLog, bus: EventBus, viewer: Viewer) -> None:
         """Follow the log for the viewer's whole life. When the owner goes, say so; when an
         owner answers again (`cockpit resume` here or anywhere), command it."""
         assert self.session is not None
-        self.tail = tail = LogTail(log, self.session, self.after_id)
+        self.tail = tail = LogTail(log, self.session)  # from the start: the whole history
 
         def publish(events: list[BaseEvent]) -> None:
             for event in events:

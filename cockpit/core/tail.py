@@ -18,7 +18,6 @@ from collections.abc import Callable
 from cockpit.core.events import BaseEvent, ThinkingStreamed, TokenStreamed
 from cockpit.core.logreader import LogReader
 from cockpit.core.logschema import Row, decode
-from cockpit.core.state import SessionState
 
 POLL_EVERY = 0.02
 """Seconds between polls while nothing new arrives: well inside a frame (1/30 s)."""
@@ -68,24 +67,6 @@ class LogTail:
                 self._woken.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._woken.wait(), self.every)
-
-
-async def fold_log(log: LogReader, session: str,
-                   state: SessionState | None = None) -> tuple[SessionState, int]:
-    """The session as its log holds it now, and the id of the last row folded: where a tail
-    that goes on from this state starts."""
-    tail = LogTail(log, session)
-    state = state if state is not None else SessionState()
-    apply = state.apply
-    while True:
-        rows = await log.rows(session, tail.after_id, PAGE)
-        for row in rows:
-            apply(decode(row))
-        if rows:
-            tail.after_id = rows[-1][0]
-        if len(rows) < PAGE:
-            return state, tail.after_id
-
 
 
 STREAMED: dict[str, type[TokenStreamed] | type[ThinkingStreamed]] = {
