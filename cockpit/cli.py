@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from cockpit import __version__
+from cockpit.arguments import SESSION_HELP, add_db
 from cockpit.core.channel import ControlError
 from cockpit.core.config import EMBEDDED_HOST, ConfigError, CrewConfig, load_crew
 from cockpit.core.eventlog import EventLog, LogError, SessionRow, default_db_path
@@ -50,13 +51,6 @@ PARALLEL = 2
 
 class UsageError(Exception):
     """Bad usage that argparse cannot catch; printed as one line, exit 2."""
-
-
-def _add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db", type=Path, default=None, metavar="PATH",
-        help="event log (default: $COCKPIT_DB, else ~/.local/share/cockpit/cockpit.db)",
-    )
 
 
 def _add_approve(parser: argparse.ArgumentParser) -> None:
@@ -88,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="apply edits of the crew file while it runs (agents that have not "
                           "started, new agents) and of theme files; --no-watch: neither "
                           "(default: themes only)")
-    _add_db(run)
+    add_db(run)
 
     attach = commands.add_parser(
         "attach", help="the cockpit on a running session (an ended one opens as a replay)",
@@ -98,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_argument("session", nargs="?", default="last", metavar="SESSION",
                         help="a session id (or prefix), or 'last' (the default)")
     attach.add_argument("--theme", metavar="NAME", help="TUI theme")
-    _add_db(attach)
+    add_db(attach)
 
     demo = commands.add_parser(
         "demo", help="run the bundled three-agent crew on the embedded engine (no Ollama needed)")
@@ -106,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="no TUI: progress lines on stderr, exit when every agent has ended")
     demo.add_argument("--theme", metavar="NAME", help="TUI theme")
     _add_approve(demo)
-    _add_db(demo)
+    add_db(demo)
 
     engine = commands.add_parser(
         "engine", help="serve the embedded model over the Ollama API, for any Ollama client")
@@ -117,25 +111,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = commands.add_parser(
         "replay", help="watch a logged session again (the TUI, or --headless for a transcript)")
-    replay.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
+    replay.add_argument("session", metavar="SESSION", help=SESSION_HELP)
     replay.add_argument("--speed", type=float, default=None, metavar="X",
                         help="0.25 to 16 times the original pace; --headless also takes 0, "
                              "as fast as possible (default: 1; headless: 0)")
     replay.add_argument("--headless", action="store_true",
                         help="print the transcript to stdout instead of opening the TUI")
     replay.add_argument("--theme", metavar="NAME", help="TUI theme")
-    _add_db(replay)
+    add_db(replay)
 
     report = commands.add_parser("report", help="the morning report of a session, in Markdown")
-    report.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
+    report.add_argument("session", metavar="SESSION", help=SESSION_HELP)
     report.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
-    _add_db(report)
+    add_db(report)
 
     resume = commands.add_parser(
         "resume", help="continue an interrupted, crashed or failed session where its log ends; "
                        "with AGENT, resume that paused agent of a running session",
         epilog="examples: cockpit resume last · cockpit resume last writer")
-    resume.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
+    resume.add_argument("session", metavar="SESSION", help=SESSION_HELP)
     resume.add_argument("agent", nargs="?", metavar="AGENT",
                         help="a paused agent of the running session to resume")
     resume.add_argument("--only", action="append", metavar="AGENT",
@@ -147,34 +141,34 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue it in the background; print its id and return")
     resume.add_argument("--theme", metavar="NAME", help="TUI theme")
     _add_approve(resume)
-    _add_db(resume)
+    add_db(resume)
 
     check = commands.add_parser("check", help="validate a crew file and summarise it")
     check.add_argument("crew", type=Path, metavar="CREW.toml")
-    _add_db(check)
+    add_db(check)
 
     status = commands.add_parser(
         "status", help="where a session stands: each agent's status, figures and waiting calls")
     status.add_argument("session", nargs="?", default="last", metavar="SESSION",
                         help="a session id (or prefix), or 'last' (the default)")
     status.add_argument("--json", action="store_true", help="one JSON object instead of text")
-    _add_db(status)
+    add_db(status)
 
     sessions = commands.add_parser("sessions", help="list logged sessions")
     sessions.add_argument("--json", action="store_true", help="one JSON array instead of a table")
-    _add_db(sessions)
+    add_db(sessions)
 
     export = commands.add_parser("export", help="write a session's events")
-    export.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
+    export.add_argument("session", metavar="SESSION", help=SESSION_HELP)
     export.add_argument("--format", choices=("jsonl", "markdown"), default="jsonl")
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
-    _add_db(export)
+    add_db(export)
 
     from cockpit import interventions, logs, owner_process, serve
 
-    logs.add_parser(commands, _add_db)
-    serve.add_parser(commands, _add_db)
-    interventions.add_parsers(commands, _add_db)
+    logs.add_parser(commands, add_db)
+    serve.add_parser(commands, add_db)
+    interventions.add_parsers(commands, add_db)
     owner_process.add_parser(commands)
     return parser
 
@@ -326,9 +320,9 @@ def _attach_started(db: Path, session: str, *, theme: str | None, watch_themes: 
     """The TUI on the owner just started. Until the TUI's own handlers are in place, SIGTERM
     (like Ctrl-C) stops the crew it started, as it does once the TUI runs."""
     from cockpit.core.channel import Refused, request
-    from cockpit.owner_process import _interrupt
+    from cockpit.owner_process import raise_interrupt
 
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         return attach_tui(db, session, theme=theme, started_here=True,
                           watch_themes=watch_themes)
@@ -516,7 +510,7 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
     from cockpit.core.bus import EventBus
     from cockpit.core.supervisor import Supervisor
     from cockpit.headless import HeadlessPrinter
-    from cockpit.owner_process import _watch
+    from cockpit.owner_process import watch_crew_file
 
     out = stream or sys.stderr
     async with EventLog.open(db) as log:
@@ -536,7 +530,7 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
         gc.freeze()
         try:
             async with _commands_if_possible(supervisor, db, hosts or {}, out):
-                watching = _watch(crew_path.resolve(), supervisor) if crew_watch else None
+                watching = watch_crew_file(crew_path.resolve(), supervisor) if crew_watch else None
                 try:
                     state = await supervisor.run(resume, only=only, until_idle=True)
                 finally:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cockpit.arguments import SESSION_HELP, add_db
 from cockpit.core.channel import ControlError, NotRunning, Refused, request, resolve_session
 from cockpit.core.logfile import default_db_path
 from cockpit.core.text import one_line, sanitize
@@ -51,7 +52,7 @@ def add_parsers(commands: Any, add_db: Callable[[argparse.ArgumentParser], None]
         description="Write KEY on the board (logged as state_set by person). Agents that "
                     "start later read the new value.",
         epilog='example: cockpit set last topic "the 2.1 release"')
-    board.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
+    board.add_argument("session", metavar="SESSION", help=SESSION_HELP)
     board.add_argument("key", metavar="KEY")
     board.add_argument("value", metavar="VALUE")
     board.add_argument("--json", action="store_true",
@@ -63,7 +64,7 @@ def add_parsers(commands: Any, add_db: Callable[[argparse.ArgumentParser], None]
         description="Approve tool calls waiting for a decision in a running session. "
                     "Without CALL or --all, list them.",
         epilog="example: cockpit approve last researcher.3.1")
-    approve.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
+    approve.add_argument("session", metavar="SESSION", help=SESSION_HELP)
     approve.add_argument("call", nargs="?", metavar="CALL", help="the call's id (agent.turn.n)")
     approve.add_argument("--all", action="store_true", help="every call that waits")
     add_db(approve)
@@ -72,14 +73,14 @@ def add_parsers(commands: Any, add_db: Callable[[argparse.ArgumentParser], None]
         "deny", help="deny a tool call that waits; the model reads the reason",
         description="Refuse a waiting tool call. The reason is the call's result.",
         epilog='example: cockpit deny last researcher.3.1 --reason "two findings are enough"')
-    deny.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
+    deny.add_argument("session", metavar="SESSION", help=SESSION_HELP)
     deny.add_argument("call", metavar="CALL")
     deny.add_argument("--reason", required=True, help="what the model is told")
     add_db(deny)
 
 
 def _session_agent(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
+    parser.add_argument("session", metavar="SESSION", help=SESSION_HELP)
     parser.add_argument("agent", metavar="AGENT")
 
 
@@ -164,11 +165,6 @@ def main(argv: Sequence[str]) -> int:
     """`cockpit VERB ...` for the verbs above, parsed as the full CLI would."""
     parser = argparse.ArgumentParser(prog="cockpit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def add_db(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--db", type=Path, default=None, metavar="PATH",
-                         help="event log (default: $COCKPIT_DB, else "
-                              "~/.local/share/cockpit/cockpit.db)")
 
     add_parsers(commands, add_db)
     resume = commands.add_parser("resume")

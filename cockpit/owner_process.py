@@ -74,7 +74,7 @@ def start_owner(db: Path, *, crew_path: Path | None = None, resume: str | None =
                 pass_fds=(write_end,), start_new_session=True, close_fds=True)
         finally:
             os.close(write_end)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         with os.fdopen(read_end, "rb") as ready:
             line = ready.readline()
@@ -95,7 +95,8 @@ def start_owner(db: Path, *, crew_path: Path | None = None, resume: str | None =
     return str(answer["session"]), process.pid
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def raise_interrupt(signum: int, frame: object) -> None:
+    """A signal handler that makes SIGTERM a KeyboardInterrupt, as Ctrl-C is."""
     raise KeyboardInterrupt
 
 
@@ -166,7 +167,7 @@ async def _own(crew: CrewConfig, crew_path: Path, db: Path, hosts: dict[str, str
             if args.expect_viewer:
                 server.reserve_viewer()
             say(session=supervisor.session)
-            watching = _watch(crew_path, supervisor) if args.watch else None
+            watching = watch_crew_file(crew_path, supervisor) if args.watch else None
             gc.freeze()  # start-up's objects live for the whole run: out of the collector's way
             try:
                 outcome = await own(supervisor, server)
@@ -185,7 +186,7 @@ async def _own(crew: CrewConfig, crew_path: Path, db: Path, hosts: dict[str, str
     return {"finished": 0, "interrupted": 130}.get(outcome, 1)
 
 
-def _watch(crew_path: Path, supervisor: Any) -> asyncio.Task[None]:
+def watch_crew_file(crew_path: Path, supervisor: Any) -> asyncio.Task[None]:
     """The crew file's hot reload (`--watch`), for as long as the session runs here. It
     starts once the session has (a headless run starts its tool servers first), and a
     failure is said in the owner's output rather than ending the watch unseen."""
