@@ -38,6 +38,22 @@ from tests.owners import (
 pytestmark = pytest.mark.slow
 
 
+def gated(tokens: dict[str, list[str]], gate: Gate,
+          delay: float = 0.01) -> dict[str, ModelScript]:
+    """Each agent `x` its own model `mx`, streaming its reply as far as `gate` lets it."""
+    return {f"m{name}": ModelScript(tokens=reply, delay=delay, gate=gate)
+            for name, reply in tokens.items()}
+
+
+def kill_owner_under(viewer: Viewer, db: Path) -> int:
+    """SIGKILL the session's owner and wait for the viewer to say it died; its pid."""
+    (pid,) = owner_pids(db)
+    mark = viewer.mark()
+    os.kill(pid, signal.SIGKILL)
+    viewer.wait_for_text("has died", since=mark)
+    return pid
+
+
 def logged_through(db: Path, tokens: dict[str, list[str]], count: int) -> bool:
     """Each agent's first `count` tokens, and nothing more, are in the log."""
     log = events(db)
@@ -49,7 +65,7 @@ def test_detach_and_attach_while_four_agents_stream_loses_and_repeats_nothing(
     names = ["a", "b", "c", "d"]
     tokens = replies(names, 60)
     gate = Gate(10)
-    scripts = {f"m{n}": ModelScript(tokens=tokens[n], delay=0.01, gate=gate) for n in names}
+    scripts = gated(tokens, gate)
     crew, db, env = tmp_path / "crew.toml", tmp_path / "log.db", cockpit_env(tmp_path)
     with FakeOllamaThread(scripts) as fake, owners(db):
         crew.write_text(crew_toml(fake.url, names))
@@ -96,7 +112,7 @@ def test_two_viewers_share_a_session_and_one_killed_costs_the_crew_nothing(
     names = ["a", "b", "c"]
     tokens = replies(names, 80)
     gate = Gate(10)
-    scripts = {f"m{n}": ModelScript(tokens=tokens[n], delay=0.01, gate=gate) for n in names}
+    scripts = gated(tokens, gate)
     crew, db, env = tmp_path / "crew.toml", tmp_path / "log.db", cockpit_env(tmp_path)
     with FakeOllamaThread(scripts) as fake, owners(db):
         crew.write_text(crew_toml(fake.url, names))
@@ -150,7 +166,7 @@ def test_an_owner_killed_under_its_viewer_is_told_there_and_resume_completes_it(
     names = ["a", "b"]
     tokens = replies(names, 50)
     gate = Gate(12)
-    scripts = {f"m{n}": ModelScript(tokens=tokens[n], delay=0.01, gate=gate) for n in names}
+    scripts = gated(tokens, gate)
     crew, db, env = tmp_path / "crew.toml", tmp_path / "log.db", cockpit_env(tmp_path)
     with FakeOllamaThread(scripts) as fake, owners(db):
         crew.write_text(crew_toml(fake.url, names))
@@ -159,10 +175,8 @@ def test_an_owner_killed_under_its_viewer_is_told_there_and_resume_completes_it(
         try:
             for name in names:
                 viewer.wait_for_text(tokens[name][11].strip())
-            (pid,) = owner_pids(db)
             mark = viewer.mark()
-            os.kill(pid, signal.SIGKILL)
-            viewer.wait_for_text("has died", since=mark)
+            pid = kill_owner_under(viewer, db)
             viewer.wait_for_text(f"cockpit resume {session}", since=mark)
             assert viewer.process.poll() is None  # it says so and stays
             assert session_outcome(db) is None  # nobody wrote an end: resumable
@@ -191,7 +205,7 @@ def test_ctrl_r_in_the_viewer_resumes_a_session_whose_owner_died(tmp_path: Path)
     names = ["a"]
     tokens = replies(names, 40)
     gate = Gate(8)
-    scripts = {f"m{n}": ModelScript(tokens=tokens[n], delay=0.01, gate=gate) for n in names}
+    scripts = gated(tokens, gate)
     crew, db, env = tmp_path / "crew.toml", tmp_path / "log.db", cockpit_env(tmp_path)
     with FakeOllamaThread(scripts) as fake, owners(db):
         crew.write_text(crew_toml(fake.url, names))
@@ -199,10 +213,7 @@ def test_ctrl_r_in_the_viewer_resumes_a_session_whose_owner_died(tmp_path: Path)
         viewer = Viewer(["attach", session, "--db", db], tmp_path, env)
         try:
             viewer.wait_for_text(tokens["a"][7].strip())
-            (pid,) = owner_pids(db)
-            mark = viewer.mark()
-            os.kill(pid, signal.SIGKILL)
-            viewer.wait_for_text("has died", since=mark)
+            pid = kill_owner_under(viewer, db)
             mark = viewer.mark()
             viewer.write(b"\x12")  # ctrl+r
             viewer.wait_for_text("runs again", since=mark)
@@ -254,7 +265,7 @@ async def test_what_an_attached_viewer_receives_is_each_reply_whole_and_once(
     names = ["a", "b", "c", "d"]
     tokens = replies(names, 80)
     gate = Gate(20)
-    scripts = {f"m{n}": ModelScript(tokens=tokens[n], delay=0.005, gate=gate) for n in names}
+    scripts = gated(tokens, gate, delay=0.005)
     crew, db, env = tmp_path / "crew.toml", tmp_path / "log.db", cockpit_env(tmp_path)
     monkeypatch.setenv("COCKPIT_RUNTIME_DIR", env["COCKPIT_RUNTIME_DIR"])  # we attach too
     with FakeOllamaThread(scripts) as fake, owners(db):
