@@ -354,23 +354,20 @@ def attach_tui(db: Path, ref: str, *, theme: str | None, started_here: bool,
 
     source = asyncio.run(open_source())
 
+    built: App[int] | None = None
+
     def build() -> App[int]:
+        nonlocal built
         from cockpit.ui.app import viewer
 
-        return viewer(source, theme=theme, watch_themes=watch_themes and not source.plays)
+        built = viewer(source, theme=theme, watch_themes=watch_themes and not source.plays)
+        return built
 
-    holder: list[App[int]] = []
-
-    def keep() -> App[int]:
-        holder.append(build())
-        return holder[0]
-
-    code = run_app(keep, "for pipes and scripts", EXIT_INTERRUPTED)
-    app = holder[0] if holder else None
-    if app is not None and getattr(app, "detached", False):
+    code = run_app(build, "for pipes and scripts", EXIT_INTERRUPTED)
+    if getattr(built, "detached", False):
         session = source.session
         with contextlib.suppress(OSError):  # the terminal may be gone (a hang-up)
-                print(f"cockpit: detached; session {session} goes on: `cockpit attach {session}` "
+            print(f"cockpit: detached; session {session} goes on: `cockpit attach {session}` "
                   f"comes back, `cockpit status {session}` says where it stands",
                   file=sys.stderr)
     return code
@@ -572,20 +569,13 @@ async def _commands_if_possible(supervisor: Supervisor, db: Path, hosts: dict[st
     not private, a path too long)."""
     from cockpit.core.owner import serve_commands
 
-    try:
-        listening = serve_commands(supervisor, db, hosts)
-        await listening.__aenter__()
-    except ControlError as error:
-        print(f"cockpit: no commands from other shells for this run: {error}", file=out,
-              flush=True)
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(serve_commands(supervisor, db, hosts))
+        except ControlError as error:
+            print(f"cockpit: no commands from other shells for this run: {error}", file=out,
+                  flush=True)
         yield
-        return
-    supervisor.commands_from_afar = True
-    try:
-        yield
-    finally:
-        supervisor.commands_from_afar = False
-        await listening.__aexit__(None, None, None)
 
 
 async def _abandon(supervisor: Supervisor) -> None:

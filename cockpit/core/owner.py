@@ -35,9 +35,11 @@ async def serve_commands(supervisor: Supervisor, db: Path,
             "hosts": dict(hosts)}
     server = ControlServer(supervisor, socket_path(db, supervisor.session), info)
     await server.start()
+    supervisor.commands_from_afar = True
     try:
         yield server
     finally:
+        supervisor.commands_from_afar = False
         await server.aclose()
 
 
