@@ -97,9 +97,9 @@ class ControlServer:
         }
 
     async def start(self) -> None:
-        """Listen; a stale socket of a dead owner is replaced, a live one refused. A lock on
-        `SESSION.lock` beside the socket, held while this server lives, makes that check and
-        the replacement one step: two owners started at once cannot both run the session."""
+        """Listen, or refuse if another owner runs the session: it holds the lock on
+        `SESSION.lock` beside the socket for as long as it serves, so two owners started at
+        once cannot both run it. A socket left by a dead owner is replaced."""
         self._lock = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -108,11 +108,7 @@ class ControlServer:
             self._lock = None
             raise ControlError(f"another process already runs session "
                                f"{self.supervisor.session}") from None
-        if self.path.exists():
-            if await _answers(self.path):
-                raise ControlError(f"another process already runs session "
-                                   f"{self.supervisor.session} (it listens on {self.path})")
-            self.path.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)  # a dead owner's (a live one holds the lock)
         old = os.umask(0o177)  # the socket is created 0600, never briefly wider
         try:
             self._server = await asyncio.start_unix_server(self._serve, path=str(self.path),
@@ -251,14 +247,6 @@ async def _send(writer: asyncio.StreamWriter, lock: asyncio.Lock, message: dict[
         writer.write(json.dumps(message, ensure_ascii=False).encode() + b"\n")
         await writer.drain()
 
-
-async def _answers(path: Path) -> bool:
-    try:
-        _, writer = await asyncio.open_unix_connection(str(path))
-    except OSError:
-        return False
-    writer.close()
-    return True
 
 
 # -- a viewer's or a shell's side --------------------------------------------------------------
