@@ -219,7 +219,8 @@ def test_ctrl_r_in_the_viewer_resumes_a_session_whose_owner_died(tmp_path: Path)
             viewer.wait_for_text("runs again", since=mark)
             (again,) = owner_pids(db) - {pid}
             assert alive(again)
-            viewer.press("p", expect="paused")  # commands reach the new owner
+            # commands reach the new owner; the title counts it once the view has the pause
+            viewer.press("p", expect="1 paused")
             assert any(e.type == "agent_paused" for e in events(db))
             viewer.press("p", expect="resumed a")
             gate.open()
