@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rich.cells import cell_len, get_character_cell_size
+
 from cockpit.core import events as ev
 from cockpit.core.text import one_line, sanitize
 from cockpit.ui.calls import CallView
@@ -25,32 +27,77 @@ NOTE_CHARS = 300
 CallEvent = ev.ToolCalled | ev.ToolResult | ev.ApprovalRequested | ev.ApprovalDecided
 
 
-def wrap_chunk(text: str, column: int, width: int) -> tuple[str, int]:
-    """Insert line breaks into `text`, written at `column`, so no line exceeds `width`.
+def cells(text: str) -> int:
+    """The terminal cells `text` takes: a CJK character or an emoji takes two."""
+    return len(text) if text.isascii() else cell_len(text)
 
-    Breaks after the last space that fits when there is one, else mid-word. Returns the text to
-    write and the column after it. Text already written is never moved, so callers pass whole
-    words: the result is then the same however the text was split into chunks.
+
+def _fitting(text: str, room: int) -> int:
+    """How many characters of `text`, from its start, fit in `room` cells."""
+    if text.isascii():
+        return min(len(text), room)
+    used = 0
+    for index, char in enumerate(text):
+        used += get_character_cell_size(char)
+        if used > room:
+            return index
+    return len(text)
+
+
+def _wide(char: str) -> bool:
+    return not char.isascii() and get_character_cell_size(char) == 2
+
+
+def _wide_break(text: str, fit: int) -> int:
+    """The last place in `text[:fit]` a line may break beside a wide character (CJK text has
+    no spaces: a break may come before or after any of its characters); 0 if none."""
+    if text.isascii():
+        return 0
+    for index in range(min(fit, len(text) - 1), 0, -1):
+        if _wide(text[index - 1]) or _wide(text[index]):
+            return index
+    return 0
+
+
+def held_back(text: str) -> int:
+    """Where the trailing partial word of streamed `text` begins: what follows the last space,
+    line break or wide character waits for the rest of its word (see `wrap_chunk`)."""
+    index = len(text)
+    while index > 0 and text[index - 1] not in " \n" and not _wide(text[index - 1]):
+        index -= 1
+    return index
+
+
+def wrap_chunk(text: str, column: int, width: int) -> tuple[str, int]:
+    """Insert line breaks into `text`, written at `column`, so no line exceeds `width` cells.
+
+    Breaks after the last space that fits, or beside a wide character, when there is one, else
+    mid-word. Returns the text to write and the column (in cells) after it. Text already
+    written is never moved, so callers pass whole words (`held_back`): the result is then the
+    same however the text was split into chunks. Widths are terminal cells, not characters, so
+    a wide character (CJK, emoji) is never cut in half.
     """
     if width <= 0:
         return text, column
     out: list[str] = []
     for piece, ending in _lines(text):
-        while column + len(piece) > width:
-            room = width - column
-            cut = piece.rfind(" ", 0, room + 1)
-            if cut > 0:  # break after the last space that fits (the space stays, as it
-                out.append(piece[:cut + 1] + "\n")  # does when a line ends at a chunk edge)
-                piece = piece[cut + 1:]
+        while column + cells(piece) > width:
+            fit = _fitting(piece, width - column)
+            cut = piece.rfind(" ", 0, fit + 1)
+            at = max(cut + 1 if cut > 0 else 0, _wide_break(piece, fit))
+            if at > 0:  # after the last space that fits (the space stays, as it does when
+                out.append(piece[:at] + "\n")  # a line ends at a chunk edge), or by CJK
+                piece = piece[at:]
             elif cut == 0 or column > 0:  # nothing fits here: start a new line
                 out.append("\n")
                 piece = piece[1:] if cut == 0 else piece
-            else:  # one word wider than the pane
-                out.append(piece[:width] + "\n")
-                piece = piece[width:]
+            else:  # one word wider than the pane (a wide character is never split)
+                fit = max(1, fit)
+                out.append(piece[:fit] + "\n")
+                piece = piece[fit:]
             column = 0
         out.append(piece)
-        column += len(piece)
+        column += cells(piece)
         if ending:
             out.append("\n")
             column = 0
@@ -59,7 +106,7 @@ def wrap_chunk(text: str, column: int, width: int) -> tuple[str, int]:
 
 def plain(text: str) -> str:
     """Untrusted text as the body shows it: no control sequences, tabs as spaces (a tab has
-    no width of its own in a strip, and the wrapping counts characters)."""
+    no width of its own in a strip, and the wrapping counts cells)."""
     return sanitize(text).replace("\t", "    ")
 
 
@@ -68,7 +115,7 @@ def hanging(text: str, width: int) -> str:
     readable when a long string wraps)."""
     out: list[str] = []
     for line in text.split("\n"):
-        indent = len(line) - len(line.lstrip(" "))
+        indent = len(line) - len(line.lstrip(" "))  # spaces: one cell each
         if width <= 0 or width - indent < 20:
             out.append(line)
             continue
@@ -154,7 +201,7 @@ class PaneFlow:
         last.parts.append(clean)
         self._remember(len(clean))
         combined = self._pending + clean
-        end = max(combined.rfind(" "), combined.rfind("\n")) + 1
+        end = held_back(combined)
         self._pending = combined[end:]
         self._write(combined[:end])
 
