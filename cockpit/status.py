@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from cockpit.core.describe import host_name
+from cockpit.core.describe import status_text as agent_status
 from cockpit.core.logreader import SessionRow
 from cockpit.core.resume import outcome_of
 from cockpit.core.state import SessionState
@@ -26,16 +27,19 @@ def status_record(row: SessionRow, state: SessionState) -> dict[str, Any]:
             "call_id": pending.call_id, "tool": pending.tool, "arguments": pending.arguments,
             "waited": round(now - pending.requested_at, 1)})
     agents = []
+    outcome = outcome_of(row)
+    live = outcome == "running"
     for agent in state.agents.values():
-        rate = agent.tokens_per_second
+        rate = agent.rate(now if live else state.last_ts)  # a crash's gap does not count
         agents.append({
-            "name": agent.name, "status": str(agent.status), "model": agent.model,
+            "name": agent.name, "status": str(agent.status), "status_text": agent_status(agent),
+            "done_reason": agent.done_reason, "model": agent.model,
             "host": agent.host, "tokens": agent.tokens,
             "tok_s": round(rate, 1) if rate is not None else None,
             "turns": agent.turns, "tool_calls": agent.tool_calls, "retries": agent.retries,
             "error": agent.error, "awaiting_approval": waiting.get(agent.name, []),
         })
-    return {"session": row.id, "crew": row.crew, "outcome": outcome_of(row),
+    return {"session": row.id, "crew": row.crew, "outcome": outcome,
             "pid": row.pid, "started_ts": row.started_at, "events": state.events,
             "log_stuck": state.log_stuck, "agents": agents}
 
@@ -50,7 +54,7 @@ def status_text(record: dict[str, Any]) -> str:
     if record["log_stuck"]:
         lines.append(f"LOG STUCK: {one_line(record['log_stuck'], 160)}")
     lines += table(["agent", "status", "tokens", "tok/s", "calls", "host"],
-                   [[a["name"], a["status"], str(a["tokens"]),
+                   [[a["name"], a["status_text"], str(a["tokens"]),
                      "–" if a["tok_s"] is None else f"{a['tok_s']:.1f}", str(a["tool_calls"]),
                      host_name(a["host"], 40)] for a in record["agents"]])
     for agent in record["agents"]:

@@ -143,9 +143,20 @@ def test_each_agent_command_from_a_shell_is_committed_when_it_returns(tmp_path: 
         # what does not apply says why, and changes nothing
         refused(shell("pause", "c"), "cannot pause c: it is finished")
         refused(shell("pause", "nobody"), "no agent named 'nobody'")
-        refused(shell("redirect", "c", "More"), "cannot redirect c: it is finished")
-        refused(shell("restart", "c"), "cannot restart c: it is finished")
+        refused(shell("resume", "c"), "cannot resume c: it is finished")
+        refused(shell("redirect", "c", "  "), "an empty instruction would change nothing")
         assert not [e for e in events(db)[before:] if e.agent == "c" or e.type == "state_set"]
+
+        # redirect on a finished agent: a follow-up, a new turn of the same conversation
+        follow_up = applied(shell("redirect", "c", "More"), db, "agent_redirected", "c")
+        assert follow_up.data["follow_up"] is True
+        wait_for(lambda: [e.type for e in events(db) if e.agent == "c"].count(
+            "agent_finished") == 2, "c's second answer")
+        asked = fake.chat_requests("mc")[1].body
+        assert asked is not None and asked["messages"] == [
+            {"role": "user", "content": "Say what c says."},
+            {"role": "assistant", "content": "".join(tokens["c"][:3])},
+            {"role": "user", "content": "More"}]
 
         gate.open()
         wait_for(lambda: session_outcome(db) == "finished", "the session to finish")

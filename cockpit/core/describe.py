@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from cockpit.core import events as ev
 from cockpit.core.text import one_line
+
+if TYPE_CHECKING:
+    from cockpit.core.state import AgentState
 
 HOST_WIDTH = 60
 """Host names come from crew files and pools: shown in full up to this, then cut."""
@@ -42,13 +46,39 @@ def host_name(host: str, width: int = HOST_WIDTH) -> str:
     return one_line(host.removeprefix("http://").rstrip("/") or host, width)
 
 
+def status_text(agent: AgentState) -> str:
+    """The agent's status as every surface words it: `finished (length)` when Ollama cut
+    the answer off (`num_predict`), so a truncated answer never passes for a whole one."""
+    word = str(agent.status)
+    if word == "finished" and agent.done_reason not in (None, "", "stop"):
+        return f"{word} ({one_line(agent.done_reason, 20)})"
+    return word
+
+
+def resumed_line(event: ev.SessionResumed) -> str | None:
+    """`crashed at 03:12, resumed at 07:40` (local time; the day too when it changed);
+    None for a log that did not record where the previous run stopped."""
+    if event.stopped_at is None:
+        return None
+    how = event.previous if event.previous in ("crashed", "interrupted", "failed") else \
+        "stopped"
+    stopped, resumed = time.localtime(event.stopped_at), time.localtime(event.ts)
+    day = "%Y-%m-%d " if stopped[:3] != resumed[:3] else ""
+    return (f"{how} at {time.strftime('%H:%M', stopped)}, "
+            f"resumed at {time.strftime(day + '%H:%M', resumed)}")
+
+
 def intervention(event: ev.BaseEvent) -> str | None:
     """`redirected by person: Be brief.`; None for events that are not interruptions."""
     match event:
+        case ev.SessionResumed():
+            return resumed_line(event)
         case ev.AgentResumed() if event.by == "resume":
             return "continued by cockpit resume"
         case ev.AgentPaused() | ev.AgentResumed() | ev.AgentStopped() | ev.AgentRestarted():
             return f"{event.type.removeprefix('agent_')} by {event.by}"
+        case ev.AgentRedirected() if event.follow_up:
+            return f"follow-up by {event.by}: {event.instruction}"
         case ev.AgentRedirected():
             return f"redirected by {event.by}: {event.instruction}"
         case ev.Retrying():
@@ -111,14 +141,15 @@ def result_line(event: ev.ToolResult) -> str:
 
 def describe(event: ev.BaseEvent) -> str:
     """One line for any event worth a line: an interruption, a start, an end."""
+    if isinstance(event, ev.SessionResumed):
+        only = f", only {', '.join(event.only)}" if event.only is not None else ""
+        where = f": {line}" if (line := resumed_line(event)) else ""
+        return f"session resumed (process {event.pid}{only}){where}"
     if (note := intervention(event)) is not None:
         return note
     match event:
         case ev.SessionStarted():
             return f"session started: crew {event.crew!r}"
-        case ev.SessionResumed():
-            only = f", only {', '.join(event.only)}" if event.only is not None else ""
-            return f"session resumed (process {event.pid}{only})"
         case ev.SessionFinished():
             return f"session {event.outcome}"
         case ev.AgentStarted():

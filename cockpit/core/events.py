@@ -77,6 +77,11 @@ class SessionResumed(BaseEvent):
     proc_start: float | None = None
     only: list[str] | None = None
     """`cockpit resume --only`: the agents that continue; None for all of them."""
+    stopped_at: float | None = None
+    """The time of the last event logged before the resume: where the previous run stopped."""
+    previous: str | None = None
+    """How the previous run ended: its outcome (`interrupted`, `failed`), or `crashed` when
+    the log has no `session_finished` for it."""
 
 
 class SessionFinished(BaseEvent):
@@ -197,6 +202,8 @@ class AgentRedirected(BaseEvent):
     durable: ClassVar[bool] = True
     instruction: str
     by: str = "person"
+    follow_up: bool = False
+    """Given to an agent that had finished: a new turn of its conversation, not a cut-off."""
 
 
 class AgentStopped(BaseEvent):

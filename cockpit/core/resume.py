@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from cockpit.core.config import CrewConfig
 from cockpit.core.eventlog import EventLog, SessionRow
 from cockpit.core.process import owner_alive
-from cockpit.core.state import AgentState, AgentStatus, SessionState, fold
+from cockpit.core.state import SessionState, fold
 
 
 class ResumeError(Exception):
@@ -34,7 +34,7 @@ class Resumable:
         """Every agent finished or was stopped, and only `session_finished` is missing (a
         crash right before it). Resuming just closes the session."""
         return self.state.outcome is None and not any(
-            _goes_on(a) for a in self.state.agents.values())
+            self.state.goes_on(name) for name in self.state.agents)
 
 
 def outcome_of(row: SessionRow) -> str:
@@ -72,19 +72,9 @@ async def load_resumable(log: EventLog, ref: str, only: list[str] | None = None)
     found = Resumable(crew, state, crew_path, only)
     if found.complete:
         return found
-    if not any(_goes_on(agent) for name, agent in state.agents.items()
-               if only is None or name in only):
+    if not any(state.goes_on(name, only) for name in state.agents):
         which = "of the --only agents " if only else ""
         raise ResumeError(f"session {session}: none {which}can continue: finished and stopped "
                           "agents stay so (`R` in the TUI restarts a stopped one)")
     return found
 
-
-def _goes_on(agent: AgentState) -> bool:
-    """It runs again on resume: it had not ended, or it finished with a message unread (a
-    crash came between the message and its wake-up)."""
-    return _continues(agent.status) or agent.unread
-
-
-def _continues(status: AgentStatus) -> bool:
-    return status not in (AgentStatus.FINISHED, AgentStatus.STOPPED)

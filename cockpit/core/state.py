@@ -53,6 +53,11 @@ RUNNING = frozenset({
     AgentStatus.STALLED, AgentStatus.WAITING_HOST, AgentStatus.CALLING,
     AgentStatus.AWAITING_APPROVAL,
 })
+ACTIVE = RUNNING - {AgentStatus.QUEUED}
+"""The statuses whose time counts as the agent's elapsed time: not waiting for a dependency,
+queued, paused or ended (and never the gap of a crash or a quit)."""
+STREAMED = frozenset({AgentStatus.STREAMING, AgentStatus.THINKING})
+"""The statuses whose time the live tok/s divides by."""
 CORRECTION = "Your answer did not pass its checks:\n{failures}\nAnswer again, in full, fixing this."
 """The user message a failed check adds: the model's correction turn."""
 
@@ -126,12 +131,61 @@ class AgentState:
     inbox: list[tuple[str, str]] = field(default_factory=list)
     """(sender, text) of messages sent to the agent that it has not read yet."""
     wakeups: int = 0
+    follow_ups: int = 0
+    """Instructions given to it once it had finished (`r` on a finished agent)."""
     check_failures: int = 0
     """Failed checks since the last user message: correction turns used."""
     verified: bool | None = None
     """Whether its last answer passed its checks; None if it has none or was not checked."""
     eval_count: int = 0
     eval_duration: int = 0
+    done_reason: str | None = None
+    """Ollama's `done_reason` of the last completed message (`length`: `num_predict` cut it)."""
+    active: float = 0.0
+    """Seconds spent in ACTIVE statuses up to `since` (see `elapsed`)."""
+    streamed: float = 0.0
+    """Seconds spent streaming up to `since` (see `streaming_seconds`)."""
+    since: float | None = None
+    """When the current status began to count; None while the session does not run (after
+    `session_finished`, or a crash), so that time never counts."""
+
+    def settle(self, ts: float, status: AgentStatus | None = None) -> None:
+        """Count the time spent in `status` (default: the current one) up to `ts`, and count
+        on from there."""
+        status = status or self.status
+        if self.since is not None and ts > self.since:
+            if status in ACTIVE:
+                self.active += ts - self.since
+            if status in STREAMED:
+                self.streamed += ts - self.since
+        self.since = ts
+
+    def _running_for(self, statuses: frozenset[AgentStatus], now: float | None) -> float:
+        if now is None or self.since is None or self.status not in statuses:
+            return 0.0
+        return max(0.0, now - self.since)
+
+    def elapsed(self, now: float | None = None) -> float:
+        """Seconds the agent has worked: paused, queued and crashed time excluded. `now`
+        counts the current stretch (a live view); None, only what the log has settled."""
+        return self.active + self._running_for(ACTIVE, now)
+
+    def streaming_seconds(self, now: float | None = None) -> float:
+        return self.streamed + self._running_for(STREAMED, now)
+
+    def rate(self, now: float | None = None) -> float | None:
+        """Tokens per second: Ollama's eval rate once the agent has ended (when known),
+        else the chunks over the time spent streaming (half a second at least)."""
+        if self.status.ended and self.eval_duration > 0:
+            return self.eval_count / (self.eval_duration / 1e9)
+        span = self.streaming_seconds(now)
+        return self.tokens / span if span > (0.0 if self.status.ended else 0.5) else None
+
+    def reset_counts(self) -> None:
+        """A restart discards the attempt: its tokens, time, retries and stalls with it."""
+        self.tokens = self.retries = self.stalls = self.eval_count = self.eval_duration = 0
+        self.active = self.streamed = self.waited = 0.0
+        self.first_token_at = self.done_reason = None
 
     @property
     def partial(self) -> str:
@@ -158,13 +212,10 @@ class AgentState:
 
     @property
     def tokens_per_second(self) -> float | None:
-        """Ollama's eval rate when known, else chunks over the time since the first token."""
+        """Ollama's eval rate when known, else chunks over the settled streaming time."""
         if self.eval_duration > 0:
             return self.eval_count / (self.eval_duration / 1e9)
-        if self.first_token_at is not None and self.ended_at is not None:
-            span = self.ended_at - self.first_token_at
-            return self.tokens / span if span > 0 else None
-        return None
+        return self.rate()
 
     def conversation(self) -> list[dict[str, Any]]:
         """What to send Ollama next: the messages, plus the partial reply to continue."""
@@ -218,14 +269,22 @@ class SessionState:
     `crew_updated`), else None."""
 
     def apply(self, event: ev.BaseEvent) -> None:
-        """Fold one event into the state."""
+        """Fold one event into the state. An agent's clocks (`AgentState.elapsed`) move on
+        at each change of its status, at the event's time."""
         self.events += 1
-        self.last_seq = max(self.last_seq, event.seq)
-        self.last_id = event.id or self.last_id
-        self.last_ts = event.ts
         handler = _HANDLERS.get(getattr(event, "type", ""))
         if handler is not None:
-            handler(self, event)
+            agent = self.agents.get(event.agent) if event.agent is not None else None
+            if agent is None:
+                handler(self, event)
+            else:
+                before = agent.status
+                handler(self, event)
+                if agent.status is not before:
+                    agent.settle(event.ts, before)
+        self.last_seq = max(self.last_seq, event.seq)
+        self.last_id = event.id or self.last_id
+        self.last_ts = event.ts  # after the handler: a resume reads where the log stopped
 
     def agent(self, event: ev.BaseEvent) -> AgentState:
         assert event.agent is not None, f"{event!r} has no agent"
@@ -237,6 +296,14 @@ class SessionState:
     @property
     def all_ended(self) -> bool:
         return all(agent.status.ended for agent in self.agents.values())
+
+    def goes_on(self, name: str, only: list[str] | None = None) -> bool:
+        """Agent `name` runs again when the session is resumed (`only`: with `--only`): it
+        had not ended, or failed, or finished with a message unread (a crash came between
+        the message and its wake-up)."""
+        agent = self.agents[name]
+        continues = agent.status not in (AgentStatus.FINISHED, AgentStatus.STOPPED)
+        return (continues or agent.unread) and (only is None or name in only)
 
 
 def fold(events: Iterable[ev.BaseEvent], state: SessionState | None = None) -> SessionState:
@@ -298,11 +365,22 @@ def _crew_rejected(state: SessionState, event: ev.CrewRejected) -> None:
 
 
 def _session_resumed(state: SessionState, event: ev.SessionResumed) -> None:
-    state.ended_at = state.outcome = state.log_stuck = None  # a new process, a new log
+    """A new process, a new log. The time since the last event before the resume (a crash,
+    or the quit's `session_finished`) is nobody's elapsed time. The event says when that was
+    (a tail that merged the last tokens into one event dates them by their first)."""
+    stopped = event.stopped_at if event.stopped_at is not None else state.last_ts
+    for agent in state.agents.values():
+        if agent.since is not None and stopped is not None:
+            agent.settle(stopped)  # a crash: the clocks ran to the last event
+        agent.since = event.ts
+    state.ended_at = state.outcome = state.log_stuck = None
 
 
 def _session_finished(state: SessionState, event: ev.SessionFinished) -> None:
     state.ended_at, state.outcome = event.ts, event.outcome
+    for agent in state.agents.values():  # quit with agents running: their clocks stop here
+        agent.settle(event.ts)
+        agent.since = None
 
 
 def _agent_started(state: SessionState, event: ev.AgentStarted) -> None:
@@ -315,6 +393,7 @@ def _agent_started(state: SessionState, event: ev.AgentStarted) -> None:
     agent.verified = None
     agent.clear_partial()
     agent.output = agent.error = agent.ended_at = agent.paused_by = agent.waiting_since = None
+    agent.done_reason = None
     agent.started_at = event.ts
     agent.status = AgentStatus.QUEUED
 
@@ -359,6 +438,7 @@ def _message_completed(state: SessionState, event: ev.MessageCompleted) -> None:
     }
     agent.eval_count += event.eval_count or 0
     agent.eval_duration += event.eval_duration or 0
+    agent.done_reason = event.done_reason
 
 
 def _paused(state: SessionState, event: ev.AgentPaused) -> None:
@@ -383,10 +463,13 @@ def _resumed(state: SessionState, event: ev.AgentResumed) -> None:
 
 
 def _restarted(state: SessionState, event: ev.AgentRestarted) -> None:
-    """A restarted agent runs again, so a session that had ended is open again."""
+    """A restarted agent runs again from its opening, counted afresh (the attempt it discards
+    takes its tokens, time, retries and stalls with it), so a session that had ended is open
+    again."""
     agent = state.agent(event)
     agent.status, agent.paused_by = AgentStatus.QUEUED, None
     agent.error = agent.ended_at = None
+    agent.reset_counts()
     agent.interventions += 1
     state.ended_at = state.outcome = None
 
@@ -417,12 +500,19 @@ def _log_recovered(state: SessionState, event: ev.LogRecovered) -> None:
 
 
 def _redirected(state: SessionState, event: ev.AgentRedirected) -> None:
+    """A new instruction. To a finished agent it is a follow-up: a new turn of the same
+    conversation, so it runs again and the session is open again until it finishes anew."""
     agent = state.agent(event)
     if agent.partial_parts or agent.thinking_parts:
         agent.messages = agent.conversation()
         agent.clear_partial()
+    if agent.status is AgentStatus.FINISHED:
+        agent.follow_ups += 1
+        agent.ended_at = None
+        state.ended_at = state.outcome = None
     agent.messages.append({"role": "user", "content": event.instruction})
     agent.tool_turns = agent.check_failures = 0
+    agent.verified = None
     agent.status, agent.paused_by = AgentStatus.QUEUED, None
     agent.interventions += 1
 

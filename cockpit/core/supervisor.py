@@ -99,6 +99,12 @@ class Supervisor:
         """Commands can come from other processes (the run listens on its socket): an agent a
         person pauses during the run can be resumed, so `idle()` does not count it."""
         self.paused_here: set[str] = set()
+        self.closed = False
+        """The session's run is over here (`run()` returned, or the supervisor was closed):
+        nothing may start an agent again (a follow-up, a restart)."""
+        self._once = False
+        """`run()` drives the session: once it has ended, it has ended for good (a headless
+        run exits), so it is not reopened."""
         self.mcp: McpHub | None = None
         self.mcp_log = mcp_log
         """Where MCP servers' stderr goes (never the terminal the TUI draws on)."""
@@ -202,7 +208,8 @@ class Supervisor:
         self._seq = state.last_seq
         me = process_identity()
         await self.record(ev.SessionResumed, None, pid=me.pid, hostname=me.hostname,
-                          proc_start=me.proc_start, only=only)
+                          proc_start=me.proc_start, only=only, stopped_at=state.last_ts,
+                          previous=state.outcome or "crashed")
         continuing = [name for name, agent in state.agents.items()
                       if agent.status is not AgentStatus.FINISHED
                       and agent.status is not AgentStatus.STOPPED
@@ -223,8 +230,11 @@ class Supervisor:
                 await self.record(ev.AgentResumed, name, by="resume")
             elif agent.status is AgentStatus.PAUSED and agent.paused_by in SYSTEM_PAUSERS:
                 await self.record(ev.AgentResumed, name, by=agent.paused_by or LOG)
+            # One that has answered before (a follow-up or a wake-up was under way) is past
+            # its dependencies: it does not wait for them again.
             self._launch(name, fresh=agent.started_at is None,
-                         paused=agent.status is AgentStatus.PAUSED)
+                         paused=agent.status is AgentStatus.PAUSED,
+                         follow_up=agent.output is not None)
 
     def _settled(self) -> bool:
         """Every agent has ended, or is held back by `resume --only`, and no finished agent
@@ -283,6 +293,7 @@ class Supervisor:
                   until_idle: bool = False) -> SessionState:
         """Start (or continue `resume`, a session folded from its log), wait for every agent,
         finish. Always closes the clients."""
+        self._once = True
         try:
             if resume is None:
                 await self.start()
@@ -290,6 +301,7 @@ class Supervisor:
                 await self.resume_session(resume, only)
             return await self.wait(until_idle=until_idle)
         finally:
+            self.closed = True
             await self.aclose()
 
     async def finish(self, outcome: str, *, commit: bool = True) -> None:
@@ -320,6 +332,7 @@ class Supervisor:
         await self.aclose()
 
     async def aclose(self) -> None:
+        self.closed = True
         hub, self.mcp = self.mcp, None
         if hub is not None:
             await hub.aclose()
@@ -331,11 +344,11 @@ class Supervisor:
         return any(a.status is not AgentStatus.FINISHED for a in self.state.agents.values())
 
     def _launch(self, name: str, *, fresh: bool = True, paused: bool = False,
-                woken_by: str | None = None) -> None:
-        if woken_by is None:  # a woken agent has ended once: its dependents may start
+                woken_by: str | None = None, follow_up: bool = False) -> None:
+        if woken_by is None and not follow_up:  # else it has ended once: dependents may start
             self._ended[name].clear()
         self._held.discard(name)
-        task = asyncio.create_task(self._drive(name, fresh, paused, woken_by),
+        task = asyncio.create_task(self._drive(name, fresh, paused, woken_by, follow_up),
                                    name=f"cockpit agent {name}")
         task.add_done_callback(self._driver_done)
         self._drivers[name] = task
@@ -346,12 +359,12 @@ class Supervisor:
         self._changed.set()
 
     async def _drive(self, name: str, fresh: bool, paused: bool = False,
-                     woken_by: str | None = None) -> None:
+                     woken_by: str | None = None, follow_up: bool = False) -> None:
         """Wait for the agent's dependencies, then run it to its end, and again each time a
-        message wakes it (within `max_wakeups`). A woken agent had started long ago: its
-        dependencies are not waited for again."""
+        message wakes it (within `max_wakeups`). A woken or followed-up agent had started long
+        ago: its dependencies are not waited for again."""
         config = self.crew.agent(name)
-        if woken_by is None:
+        if woken_by is None and not follow_up:
             for dependency in config.after:
                 await self._ended[dependency].wait()
             unfinished = [d for d in config.after if not self._answered(d)]
@@ -544,11 +557,37 @@ class Supervisor:
         await self._send(name, Command("resume", by=by))
 
     async def redirect(self, name: str, instruction: str, by: str = "person") -> None:
-        """Cut the reply off, keep it, add `instruction` as a user message, and go on."""
+        """Cut the reply off, keep it, add `instruction` as a user message, and go on. To a
+        finished agent it is a follow-up (`follow_up`)."""
         if not instruction.strip():
             raise CommandError("an empty instruction would change nothing")
-        self._check(name, RUNNING | {AgentStatus.PAUSED}, "redirect")
+        self._check(name, RUNNING | {AgentStatus.PAUSED, AgentStatus.FINISHED}, "redirect")
+        if self.state.agents[name].status is AgentStatus.FINISHED:
+            await self.follow_up(name, instruction, by)
+            return
         await self._send(name, Command("redirect", instruction=instruction, by=by))
+
+    async def follow_up(self, name: str, instruction: str, by: str = "person") -> None:
+        """Ask a finished agent a follow-up: a new turn of the same conversation (the whole
+        history, then `instruction`), logged as a redirect. It runs again and finishes anew,
+        `outputs.<name>` then holds the new answer; a session that had ended is open again
+        until it does."""
+        self._check(name, {AgentStatus.FINISHED}, "ask a follow-up of")
+        self._reopenable(name)
+        reopening = self.state.outcome is not None
+        await self.record(ev.AgentRedirected, name, instruction=instruction, by=by,
+                          follow_up=True)
+        self._launch(name, fresh=False, follow_up=True)
+        if reopening:
+            self._end_again()
+
+    def _reopenable(self, name: str) -> None:
+        """Refuse to run an ended agent again where nothing would end the session anew."""
+        if self.closed or (self._once and self.state.outcome is not None):
+            raise CommandError(f"session {self.session} has ended: nothing here would run "
+                               f"{name} again")
+        if self.state.agents[name].unread:
+            raise CommandError(f"{name} is about to read a message; ask it once it has")
 
     async def stop(self, name: str, by: str = "person") -> None:
         """End the agent for good (until restarted); dependents will not start."""
@@ -563,9 +602,12 @@ class Supervisor:
         await self._send(name, Command("stop", by=by))
 
     async def restart(self, name: str, by: str = "person") -> None:
-        """Start a failed or stopped agent again from its opening messages. A session that had
-        ended is open again (the fold says so), and ends anew when its agents do."""
-        self._check(name, {AgentStatus.FAILED, AgentStatus.STOPPED}, "restart")
+        """Start a failed, stopped or finished agent again from its opening messages (a
+        finished one: a re-run). A session that had ended is open again (the fold says so),
+        and ends anew when its agents do."""
+        self._check(name, {AgentStatus.FAILED, AgentStatus.STOPPED, AgentStatus.FINISHED},
+                    "restart")
+        self._reopenable(name)
         reopening = self.state.outcome is not None
         await self.record(ev.AgentRestarted, name, by=by)
         self._launch(name)
