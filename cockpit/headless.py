@@ -1,7 +1,12 @@
 """Headless progress: one readable stderr line per meaningful event, never one per token.
 
 The printer is a bus subscriber that folds what it receives into its own `SessionState`, so it is
-a pure view, exactly like the TUI: it cannot disagree with the log.
+a pure view, exactly like the TUI: it cannot disagree with the log. Given a second stream
+(`cockpit demo --headless` gives stdout), it also prints what the agents say there, exactly
+as `cockpit logs` prints the session: whole lines, each prefixed `name | `.
+
+Every line is sanitised where it is written (names, models, keys, reasons and errors come from
+crew files, commands and Ollama), whatever its parts did already.
 
 Host outages are logged per agent (each agent that cannot reach its host logs `host_waiting`,
 then `host_back`) but printed per host: one line when the first agent starts waiting, one a
@@ -25,10 +30,14 @@ from cockpit.core.describe import (
     duration,
     host_name,
     result_line,
+    resumed_line,
+    status_text,
     wait_limit,
 )
 from cockpit.core.state import AgentState, SessionState
-from cockpit.core.text import one_line
+from cockpit.core.text import one_line, split_lines
+from cockpit.core.transcript import Transcript
+from cockpit.logs import wants_colour
 
 STILL_WAITING_EVERY = 60.0
 """Seconds between the `still waiting for Ollama` lines of one host outage."""
@@ -41,7 +50,7 @@ def describe_agent(agent: AgentState) -> str:
     if rate is not None:
         parts.append(f"{rate:.1f} tok/s")
     if agent.started_at is not None and agent.ended_at is not None:
-        parts.append(f"{agent.ended_at - agent.started_at:.1f} s")
+        parts.append(f"{agent.elapsed():.1f} s")  # paused, queued and crashed time excluded
     if agent.retries:
         parts.append(f"{agent.retries} retries")
     if agent.waited:
@@ -70,9 +79,12 @@ class HeadlessPrinter:
     """Turns the event stream into progress lines on `stream` (stderr in `cockpit run`)."""
 
     def __init__(self, subscription: Subscription, stream: TextIO,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, text: TextIO | None = None) -> None:
         self.subscription = subscription
         self.stream = stream
+        self.text = text
+        """Where the agents' text goes, if anywhere (progress lines stay on `stream`)."""
+        self.transcript = Transcript(colour=text is not None and wants_colour(text))
         self.state = SessionState()
         self.clock = clock
         self.still_every = STILL_WAITING_EVERY
@@ -89,9 +101,16 @@ class HeadlessPrinter:
         """When the next `still waiting for approval` lines print, while calls wait."""
 
     async def run(self) -> None:
-        """Print until the bus closes."""
+        """Print until the bus closes; then the agents' last partial lines."""
+        try:
+            await self._run()
+        finally:
+            self._say(self.transcript.close())
+
+    async def _run(self) -> None:
         quiet = (ev.TokenStreamed, ev.ThinkingStreamed)
         subscription = self.subscription
+        said = self.transcript.feed if self.text is not None else None
         while True:
             due = self._next_due()
             if due is None:
@@ -100,8 +119,11 @@ class HeadlessPrinter:
             else:  # a host outage is under way: wake for its minute line even if all is quiet
                 await subscription.until_any(due - self.clock())
                 batch = subscription.take()
+            lines: list[str] = []
             for event in batch:
                 self.state.apply(event)
+                if said is not None:
+                    lines += said(event)
                 if isinstance(event, quiet):  # the hot path: tokens never print
                     continue
                 line = self.line_for(event)
@@ -111,8 +133,15 @@ class HeadlessPrinter:
             self._still_waiting()
             self._still_approving()
             self.stream.flush()
+            self._say(lines)
             if subscription.closed and not subscription.pending():
                 return
+
+    def _say(self, lines: list[str]) -> None:
+        """The agents' whole lines, on the text stream (flushed: someone is reading)."""
+        if lines and self.text is not None:
+            self.text.write("\n".join(lines) + "\n")
+            self.text.flush()
 
     def _print(self, event: ev.BaseEvent, line: str) -> None:
         self._announce()  # an outage that began earlier in the batch prints first
@@ -120,7 +149,8 @@ class HeadlessPrinter:
 
     def _write(self, ts: float, who: str, line: str) -> None:
         clock = time.strftime("%H:%M:%S", time.localtime(ts))
-        self.stream.write(f"{clock} {who.ljust(self._width)} {line}\n")
+        text = "\n".join(part.expandtabs(8) for part in split_lines(line))
+        self.stream.write(f"{clock} {one_line(who, 40).ljust(self._width)} {text}\n")
 
     def line_for(self, event: ev.BaseEvent) -> str | None:
         """The progress line for an event, or None for events not worth a line (tokens)."""
@@ -144,9 +174,10 @@ class HeadlessPrinter:
                 return "crew      file change rejected; the crew goes on unchanged\n" + \
                     self._indented(event.error.splitlines())
             case ev.SessionResumed():
+                where = f" ({line})" if (line := resumed_line(event)) else ""
                 if event.only is not None:
-                    return "resumed   only " + ", ".join(event.only)
-                return "resumed"
+                    return "resumed   only " + ", ".join(event.only) + where
+                return "resumed" + where
             case ev.AgentStarted():
                 return f"started   {event.model} @ {one_line(event.host)}"
             case ev.AgentPaused():
@@ -158,7 +189,8 @@ class HeadlessPrinter:
             case ev.AgentResumed():
                 return f"resumed   by {event.by}"
             case ev.AgentRedirected():
-                return f"redirected by {event.by}: {one_line(event.instruction, 80)}"
+                verb = "follow-up " if event.follow_up else "redirected"
+                return f"{verb} by {event.by}: {one_line(event.instruction, 80)}"
             case ev.AgentStopped():
                 return f"stopped   by {event.by}" + (f": {event.reason}" if event.reason else "")
             case ev.AgentRestarted():
@@ -186,7 +218,8 @@ class HeadlessPrinter:
             case ev.AgentFailed():
                 return f"failed    {one_line(event.error, 200)}"
             case ev.AgentFinished():
-                return f"finished  {describe_agent(agent)}" if agent else "finished"
+                return f"{status_text(agent).ljust(9)} {describe_agent(agent)}" if agent \
+                    else "finished"
             case ev.StateSet() if event.by not in self.state.agents:
                 return f"board     {event.key} = {one_line(repr(event.value), 80)} (by {event.by})"
             case ev.SessionFinished():
@@ -210,7 +243,8 @@ class HeadlessPrinter:
         lines = []
         for agent in self.state.agents.values():
             detail = one_line(agent.error, 160) if agent.error else describe_agent(agent)
-            lines.append(f"  {agent.name.ljust(self._width)} {str(agent.status).ljust(9)} {detail}")
+            status = status_text(agent).ljust(9)
+            lines.append(f"  {agent.name.ljust(self._width)} {status} {detail}")
         return "\n".join(lines)
 
     # -- host outages, per host ----------------------------------------------------------------

@@ -6,8 +6,8 @@ dies or reads slowly costs the crew nothing. `-f` tails the log (`LogTail`) unti
 has ended and its process is gone (a TUI can restart an ended session while it is open), or
 until its process is gone without ending it (a crash: `cockpit resume` continues it).
 
-The lines are `core.transcript`'s: whole lines prefixed `agent | `, in colour only on a
-terminal (never in a pipe, nor with NO_COLOR set).
+The lines are `core.transcript`'s: whole lines prefixed `agent | ` (or, `--by message`, each
+reply as one block), in colour only on a terminal (never in a pipe, nor with NO_COLOR set).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import socket
 import sys
@@ -23,15 +22,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from cockpit.arguments import SESSION_HELP, add_command
 from cockpit.core import events as ev
 from cockpit.core.eventlog import EventLog, LogError, default_db_path
 from cockpit.core.logreader import LogReader
-from cockpit.core.logschema import Row, decode
+from cockpit.core.logschema import Row
 from cockpit.core.process import owner_alive
 from cockpit.core.state import SessionState
 from cockpit.core.tail import PAGE, LogTail
-from cockpit.core.text import one_line
-from cockpit.core.transcript import Transcript
+from cockpit.core.text import one_line, sanitize
+from cockpit.core.transcript import By, Transcript, agent_names
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 
@@ -40,6 +40,7 @@ examples:
   cockpit logs last                      the last session's transcript
   cockpit logs 20261121-0601 -f          follow a running session until it ends
   cockpit logs last --agent writer | less
+  cockpit logs last --by message         each reply whole, as one block
 """
 
 
@@ -50,21 +51,30 @@ class UnknownAgent(Exception):
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                add_db: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
     """Register `logs` on the command line's subparsers; `add_db` adds its `--db`."""
-    logs = commands.add_parser(
-        "logs", help="a session's transcript: whole lines, each prefixed `agent | `",
-        description="Print a session's transcript from its log, as `docker compose logs` does:\n"
-                    "each agent's reply as whole lines prefixed by its name, and what happened\n"
-                    "to it (pauses, redirects, tool calls, approvals, retries, failures, ends)\n"
+    logs = add_command(
+        commands, "logs", help="a session's transcript: whole lines, each prefixed `agent | `",
+        description="Print a session's transcript from its log, as `docker compose logs` does: "
+                    "each agent's reply as whole lines prefixed by its name, and what happened "
+                    "to it (pauses, redirects, tool calls, approvals, retries, failures, ends) "
                     "on marked lines (`writer | ── paused by person`).",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    logs.add_argument("session", metavar="SESSION", help="a session id (or prefix), or 'last'")
+        example=EXAMPLE)
+    logs.add_argument("session", metavar="SESSION", help=SESSION_HELP)
     logs.add_argument("-f", "--follow", action="store_true",
                       help="keep printing events as they are logged, until the session has "
                            "ended and its process is gone")
     logs.add_argument("--agent", action="append", dest="agents", metavar="A",
                       help="only this agent's lines (repeat for more agents)")
+    add_by(logs)
     add_db(logs)
     return logs
+
+
+def add_by(parser: argparse.ArgumentParser) -> None:
+    """`--by line|message`, shared with `cockpit replay --headless`."""
+    parser.add_argument("--by", choices=("line", "message"), default="line",
+                        help="line: whole lines, each prefixed `agent | `; message: each reply "
+                             "whole, as one block under a header naming the agent "
+                             "(default: line)")
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -74,11 +84,12 @@ def cmd_logs(args: argparse.Namespace) -> int:
     out = sys.stdout
     try:
         code = asyncio.run(write_logs(db, args.session, out, sys.stderr, agents=args.agents,
-                                      follow=args.follow, colour=wants_colour(out)))
+                                      follow=args.follow, colour=wants_colour(out),
+                                      by=args.by))
         out.flush()  # here, where a closed pipe is caught, rather than at exit
         return code
     except (LogError, UnknownAgent) as error:
-        print(f"cockpit: {error}", file=sys.stderr)
+        print(sanitize(f"cockpit: {error}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -104,22 +115,9 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
-async def agent_names(log: LogReader, session: str) -> list[str]:
-    """The session's agents in crew order, as the crew stands now (agents a hot reload added
-    included), else as its `session_started` has them."""
-    with contextlib.suppress(LogError):
-        crew, _ = await log.crew(session)
-        return [agent.name for agent in crew.agents]
-    first = await log.events(session, 0, 1)
-    if not first or not isinstance(first[0], ev.SessionStarted):
-        return []
-    agents = first[0].config.get("agents", [])
-    return [a["name"] for a in agents if isinstance(a, dict) and isinstance(a.get("name"), str)]
-
-
 async def write_logs(db: Path, ref: str, out: TextIO, err: TextIO, *,
                      agents: list[str] | None = None, follow: bool = False,
-                     colour: bool = False) -> int:
+                     colour: bool = False, by: By = "line") -> int:
     """Print session `ref`'s transcript on `out` (and, following, a crash note on `err`)."""
     async with EventLog.open(db, readonly=True) as log:
         session = await log.resolve(ref)
@@ -129,7 +127,7 @@ async def write_logs(db: Path, ref: str, out: TextIO, err: TextIO, *,
             raise UnknownAgent(
                 f"session {session} has no agent {', '.join(map(repr, unknown))} "
                 f"(its agents: {', '.join(one_line(n, 40) for n in names) or 'none'})")
-        printer = _Printer(Transcript(names, only=agents, colour=colour), out, follow)
+        printer = _Printer(Transcript(names, only=agents, colour=colour, by=by), out, follow)
         if follow:
             row = next(r for r in await log.sessions() if r.id == session)
             printer.owner = (row.pid, row.hostname, row.proc_start)
@@ -168,7 +166,7 @@ class _Printer:
 
     def take(self, event: ev.BaseEvent) -> list[str]:
         """The lines of one event that is not a token; following, it is folded too (tokens
-        never change the outcome, so the fold can do without them)."""
+        and thinking never change the outcome, so the fold can do without them)."""
         if self.following:
             self.state.apply(event)
             if isinstance(event, ev.SessionStarted | ev.SessionResumed):
@@ -186,18 +184,8 @@ class _Printer:
         self.write(lines)
 
     def publish_rows(self, rows: list[Row]) -> None:
-        """`publish` for raw rows: a token's text is read from its JSON without building the
-        event, which is most of the time a long session takes to print."""
-        lines: list[str] = []
-        text = self.transcript.text
-        for row in rows:
-            if row[5] == "token":
-                agent = row[2]
-                if agent is not None:
-                    lines += text(agent, json.loads(row[6])["text"])
-            else:
-                lines += self.take(decode(row))
-        self.write(lines)
+        """`publish` for raw rows (`Transcript.rows`: tokens are not built as events)."""
+        self.write(self.transcript.rows(rows, self.take))
 
     async def catch_up(self, log: LogReader, session: str) -> int:
         """Print what is logged now, a page at a time; the id of the last row printed."""

@@ -33,9 +33,14 @@ def test_demo_headless_streams_real_text_for_every_agent(tmp_path: Path) -> None
     done = cockpit("demo", "--headless", "--db", str(db))
     assert done.returncode == 0, done.stderr
     assert "session  finished" in done.stderr
+    # It is there to be read: the agents' text on stdout, exactly as `cockpit logs` prints it.
+    assert done.stdout.strip() and done.stdout == cockpit("logs", "last", "--db", str(db)).stdout
+    said = {line.split(" |")[0].strip() for line in done.stdout.splitlines()
+            if " | " in line and " | ── " not in line}
     events = exported(db)
     finished = {e["agent"]: e["data"] for e in events if e["type"] == "agent_finished"}
     assert sorted(finished) == ["mistakes", "note", "tips"]
+    assert said == set(finished)  # every agent's reply, in whole lines
     for agent, data in finished.items():
         output = data["output"]  # type: ignore[index]
         assert isinstance(output, str) and len(output.split()) >= 10, (agent, output)

@@ -117,6 +117,30 @@ def test_logs_prints_each_agent_in_whole_lines_with_marked_events(
     assert lines[-1] == "        | ── session finished"
 
 
+def test_by_message_prints_whole_replies_and_replay_headless_prints_the_same(
+        ended: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["logs", "last", "--by", "message", "--db", str(ended)]) == 0
+    blocks = capsys.readouterr().out.splitlines()
+    planner = blocks.index("planner | ── reply")
+    assert blocks[planner:planner + 5] == [
+        "planner | ── reply", "Step one: outline", "Step two: draft", "Step three: ship",
+        "planner | ── finished"]
+    writer = blocks.index("writer  | ── reply")
+    assert blocks[writer:writer + 4] == [
+        "writer  | ── reply", "Draft", "in progress",
+        'writer  | ── asks approval: board_write key="draft" value="d1"']
+    assert blocks.count("writer  | ── reply") == 2  # the turn after the tool call: a new one
+    assert blocks[-1] == "        | ── session finished"
+
+    for by in (["--by", "message"], []):
+        assert main(["logs", "last", *by, "--db", str(ended)]) == 0
+        logged = capsys.readouterr().out
+        assert main(["replay", "last", "--headless", *by, "--db", str(ended)]) == 0
+        assert capsys.readouterr().out == logged
+    assert main(["replay", "last", "--by", "message", "--db", str(ended)]) == 2
+    assert "--by goes with --headless" in capsys.readouterr().err
+
+
 def test_agent_keeps_only_those_agents_and_an_unknown_one_is_exit_2(
         ended: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["logs", "last", "--agent", "writer", "--db", str(ended)]) == 0

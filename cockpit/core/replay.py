@@ -14,7 +14,6 @@ import asyncio
 import bisect
 import contextlib
 import copy
-import json
 import time
 from array import array
 from collections.abc import AsyncIterator, Callable
@@ -23,12 +22,10 @@ from typing import TextIO
 
 from cockpit.core import events as ev
 from cockpit.core.bus import EventBus
-from cockpit.core.describe import describe
 from cockpit.core.eventlog import EventLog
-from cockpit.core.events import event_classes
 from cockpit.core.logschema import decode
 from cockpit.core.state import SessionState
-from cockpit.core.text import one_line, sanitize
+from cockpit.core.transcript import By, Transcript, agent_names
 
 SNAPSHOT_EVERY = 20_000
 PAGE = 5_000
@@ -153,11 +150,26 @@ class Player:
             return self.timeline.start
         return self.timeline.times[self.cursor - 1]
 
+    @property
+    def at_end(self) -> bool:
+        """Every event has been played."""
+        return self.cursor >= len(self.timeline)
+
     def toggle(self) -> None:
         position = self.position
         self.playing = not self.playing
         self._anchor = (self.clock(), position)
         self._changed.set()
+
+    async def play_pause(self) -> None:
+        """`space`: pause or play; at the end, play again from the start."""
+        if self.at_end:
+            await self.seek_index(0)
+            self.playing = True
+            self._anchor = (self.clock(), self.timeline.start)
+            self._changed.set()
+            return
+        self.toggle()
 
     def set_speed(self, speed: float) -> None:
         position = self.position
@@ -226,45 +238,40 @@ class Player:
                 await asyncio.wait_for(self._changed.wait(), max(0.0, min(wait, 0.25)))
 
 
-_NOTABLE = frozenset(name for name, cls in event_classes().items() if cls.notable)
-"""Type strings of the events the transcript gives a line of their own (`BaseEvent.notable`)."""
+async def write_transcript(log: EventLog, session: str, out: TextIO, speed: float = 0.0, *,
+                           by: By = "line", colour: bool = False) -> int:
+    """The session as `cockpit logs` prints it, on `out`: each agent's reply in whole lines
+    prefixed `name | ` (`by` "message": each reply as one block), and what happened to it on
+    marked lines. `speed` 0 is as fast as possible; 1 keeps the original timing, a line
+    printed when it is complete. Returns the event count.
 
-
-async def write_transcript(log: EventLog, session: str, out: TextIO, speed: float = 0.0,
-                           ) -> int:
-    """The session as text on `out`: each agent's reply as it streamed (a `[name]` label
-    whenever the speaker changes), interventions and endings on their own marked lines.
-    `speed` 0 is as fast as possible; 1 keeps the original timing. Returns the event count.
-
-    The hot path reads raw rows and decodes only the token's JSON: this is what lets a
-    million-event session print in seconds.
+    The hot path reads raw rows and decodes only the token's text (`Transcript.rows`): this
+    is what lets a million-event session print in seconds.
     """
-    speaker: str | None = None
+    writer = Transcript(await agent_names(log, session), colour=colour, by=by)
     first: float | None = None
     began = time.monotonic()
     count = 0
     after = 0
     while True:
         rows = await log.rows(session, after, PAGE)
-        for row in rows:
-            agent, ts, type_, data = row[2], row[4], row[5], row[6]
-            count += 1
-            if speed > 0:
-                first = ts if first is None else first
-                ahead = (ts - first) / speed - (time.monotonic() - began)
+        if speed > 0:
+            for row in rows:
+                first = row[4] if first is None else first
+                ahead = (row[4] - first) / speed - (time.monotonic() - began)
                 if ahead > 0.001:
                     out.flush()
                     await asyncio.sleep(ahead)
-            if type_ == "token":
-                if agent != speaker:
-                    out.write(f"\n[{agent}] ")
-                    speaker = agent
-                out.write(sanitize(json.loads(data)["text"]))
-            elif type_ in _NOTABLE:
-                note = describe(decode(row))
-                out.write(f"\n── {agent or 'session'}: {one_line(note, 300)} ──")
-                speaker = None
+                _write_lines(out, writer.rows((row,)))
+        else:
+            _write_lines(out, writer.rows(rows))
+        count += len(rows)
         if len(rows) < PAGE:
-            out.write("\n")
+            _write_lines(out, writer.close())
             return count
         after = rows[-1][0]
+
+
+def _write_lines(out: TextIO, lines: list[str]) -> None:
+    if lines:
+        out.write("\n".join(lines) + "\n")

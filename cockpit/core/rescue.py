@@ -10,7 +10,6 @@ then the temp dir, and create private (0600) files that never overwrite anything
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import tempfile
@@ -20,6 +19,7 @@ import aiosqlite
 
 from cockpit.core.events import BaseEvent, export_record
 from cockpit.core.logfile import data_dir
+from cockpit.core.text import safe_json
 
 
 def counted(events: list[BaseEvent]) -> str:
@@ -64,10 +64,10 @@ def write_rescue(db: Path, events: list[BaseEvent], stamp: str) -> tuple[Path | 
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 for event in events:
                     record = export_record(event)
-                    out.write(json.dumps({"id": None, "session": record["session"],
-                                          "agent": record["agent"], "seq": event.seq,
-                                          "type": record["type"], "ts": record["ts"],
-                                          "data": record["data"]}, ensure_ascii=False))
+                    out.write(safe_json({"id": None, "session": record["session"],
+                                         "agent": record["agent"], "seq": event.seq,
+                                         "type": record["type"], "ts": record["ts"],
+                                         "data": record["data"]}))  # as the export: cat-safe
                     out.write("\n")
                 out.flush()
                 os.fsync(out.fileno())

@@ -9,6 +9,10 @@ line (`writer | ── paused by person`) worded by `describe`, and a reply line
 mark is escaped with a backslash, so a model cannot write a line that passes for one. Thinking
 is not printed: it is not the reply.
 
+By message (`--by message`), each reply is printed whole when it ends, as one block: a marked
+header line (`writer | ── reply`), then the reply's lines as they are, without a prefix. A reply
+line that reads like a marked line (`x | ── ...`) is escaped with a backslash there too.
+
 Every piece of model text, error and name is untrusted and is sanitised line by line
 (`split_lines`). Colour, when asked for, is this module's own escape codes around text that has
 already been sanitised: a stable colour per agent (by crew order) and dim marked lines.
@@ -16,14 +20,22 @@ already been sanitised: a stable colour per agent (by crew order) and dim marked
 
 from __future__ import annotations
 
+import contextlib
 import json
 import unicodedata
 import zlib
-from collections.abc import Collection, Iterable
+from _json import scanstring
+from collections.abc import Callable, Collection, Iterable
+from typing import Literal
 
 from cockpit.core import events as ev
 from cockpit.core.describe import describe
+from cockpit.core.logreader import LogError, LogReader
+from cockpit.core.logschema import Row, decode
 from cockpit.core.text import one_line, split_lines
+
+By = Literal["line", "message"]
+"""How reply text is printed: whole lines prefixed `name | `, or each reply as one block."""
 
 MARK = "── "
 """What a marked line's text starts with, after `name | `."""
@@ -51,16 +63,22 @@ class Transcript:
 
     `agents` are the crew's names in crew order (a `session_started` fed in supplies them
     too); `only` keeps just those agents' lines, and no session-level ones; `colour` adds
-    ANSI colours. `feed` returns the lines an event completes, `close` what is still partial.
+    ANSI colours; `by` "message" prints each reply as one block when it ends. `feed` returns
+    the lines an event completes, `close` what is still partial.
     """
 
     def __init__(self, agents: Iterable[str] = (), *, only: Collection[str] | None = None,
-                 colour: bool = False) -> None:
+                 colour: bool = False, by: By = "line") -> None:
         self.only = frozenset(only) if only is not None else None
         self.colour = colour
+        self.blocks = by == "message"
         self.agents: list[str] = []
         self._partial: dict[str, list[str]] = {}
-        """Each agent's text since its last whole line, as the pieces that came."""
+        """Each agent's text since its last whole line (by message: since its reply began),
+        as the pieces that came."""
+        self._cut: set[str] = set()
+        """By message: agents whose last block something cut off (a pause, a retry), so their
+        next block continues the same reply."""
         self._prefix: dict[str | None, str] = {}
         self.width = 0
         self._learn(agents)
@@ -125,19 +143,48 @@ class Transcript:
             return []
         pieces = self._partial.setdefault(agent, [])
         pieces.append(text)
-        if "\n" not in text and "\u2028" not in text and "\u2029" not in text:
+        if self.blocks or ("\n" not in text and "\u2028" not in text and "\u2029" not in text):
             return []
         buffered = "".join(pieces)
         cut = max(buffered.rfind(b) for b in _BREAKS) + 1
         self._partial[agent] = [buffered[cut:]] if cut < len(buffered) else []
         return self._reply(agent, split_lines(buffered[:cut])[:-1])
 
-    def flush(self, agent: str) -> list[str]:
-        """`agent`'s partial line, if it has one, as a line."""
+    def flush(self, agent: str, *, cut: bool = True) -> list[str]:
+        """`agent`'s partial line, if it has one, as a line (by message: its reply so far, as
+        a block; `cut` says the reply is not over, as after a pause)."""
         pieces = self._partial.pop(agent, None)
         if not pieces:
             return []
-        return self._reply(agent, split_lines("".join(pieces)))
+        lines = split_lines("".join(pieces))
+        if not self.blocks:
+            return self._reply(agent, lines)
+        if len(lines) > 1 and not lines[-1]:
+            lines.pop()  # the reply's last newline ends its last line; it is not one more
+        header = "reply (continued)" if agent in self._cut else "reply"
+        if cut:
+            self._cut.add(agent)
+        else:
+            self._cut.discard(agent)
+        return [self.marked(agent, header), *map(_block_line, lines)]
+
+    def rows(self, rows: Iterable[Row],
+             take: Callable[[ev.BaseEvent], list[str]] | None = None) -> list[str]:
+        """`feed` for raw log rows: a token's text is read from its JSON without building the
+        event, which is most of the time a long session takes to print, and thinking (never
+        printed) is not read at all. The other rows are decoded and given to `take` (default:
+        `feed`)."""
+        lines: list[str] = []
+        text = self.text
+        take = take or self.feed
+        for row in rows:
+            kind = row[5]
+            if kind == "token":
+                if row[2] is not None and (done := text(row[2], token_text(row[6]))):
+                    lines += done
+            elif kind != "thinking":
+                lines += take(decode(row))
+        return lines
 
     def close(self) -> list[str]:
         """The end of the output: every partial line, in crew order."""
@@ -159,7 +206,7 @@ class Transcript:
         if isinstance(event, ev.ThinkingStreamed):
             return []
         if isinstance(event, ev.MessageCompleted):
-            return self.flush(agent) if agent is not None else []  # the reply ended
+            return self.flush(agent, cut=False) if agent is not None else []  # the reply ended
         note = self.note(event)
         if note is None:
             return []
@@ -167,6 +214,8 @@ class Transcript:
             lines = self.close() if isinstance(event, ev.SessionFinished) else []
         else:
             lines = self.flush(agent)  # what the agent said before comes first
+            if isinstance(event, ev.AgentStarted | ev.AgentRedirected | ev.AgentRestarted):
+                self._cut.discard(agent)  # what comes next is a new reply, not the cut one
         lines.append(self.marked(agent, note))
         return lines
 
@@ -190,6 +239,35 @@ def _shown_line(line: str) -> str:
     return "\\" + line if _disguised(line) else line
 
 
+_TOKEN_HEAD = '{"text": "'
+"""How the log writer starts a token row's data (`logschema.encode`)."""
+_AFTER_HEAD = len(_TOKEN_HEAD)
+
+
+def token_text(data: str) -> str:
+    """A token row's text, read straight from its JSON: our writer puts it first, so the C
+    string scanner reads just it (several times faster than decoding the object); any other
+    shape is decoded whole."""
+    if data.startswith(_TOKEN_HEAD):
+        try:  # not contextlib.suppress: this runs for every token, and try costs nothing
+            return scanstring(data, _AFTER_HEAD)[0]
+        except ValueError:
+            pass
+    text: str = json.loads(data)["text"]
+    return text
+
+
+def _block_line(line: str) -> str:
+    """A sanitised line of a reply block as printed: tabs expanded, and a `\\` in front of
+    one that would pass for a marked line (`── x`, `name | ── x`)."""
+    if "\t" in line:
+        line = line.expandtabs(TAB)
+    bar = line.find("|")
+    if _disguised(line) or (bar >= 0 and _disguised(line[bar + 1:])):
+        return "\\" + line
+    return line
+
+
 def _disguised(line: str) -> bool:
     """Whether the first visible character of `line` is a mark's lookalike."""
     for char in line:
@@ -201,10 +279,24 @@ def _disguised(line: str) -> bool:
 
 
 def transcript(events: Iterable[ev.BaseEvent], agents: Iterable[str] = (), *,
-               only: Collection[str] | None = None, colour: bool = False) -> list[str]:
+               only: Collection[str] | None = None, colour: bool = False,
+               by: By = "line") -> list[str]:
     """Every line of a transcript of `events`, partial lines included."""
     lines: list[str] = []
-    writer = Transcript(agents, only=only, colour=colour)
+    writer = Transcript(agents, only=only, colour=colour, by=by)
     for event in events:
         lines += writer.feed(event)
     return lines + writer.close()
+
+
+async def agent_names(log: LogReader, session: str) -> list[str]:
+    """The session's agents in crew order, as the crew stands now (agents a hot reload added
+    included), else as its `session_started` has them."""
+    with contextlib.suppress(LogError):
+        crew, _ = await log.crew(session)
+        return [agent.name for agent in crew.agents]
+    first = await log.events(session, 0, 1)
+    if not first or not isinstance(first[0], ev.SessionStarted):
+        return []
+    agents = first[0].config.get("agents", [])
+    return [a["name"] for a in agents if isinstance(a, dict) and isinstance(a.get("name"), str)]

@@ -80,3 +80,41 @@ async def test_a_replay_reads_only_cockpit_logs(tmp_path: Path) -> None:
     garbage.write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(LogError, match="not a readable event log"):
         await open_replay(garbage, "last")
+
+
+async def test_the_headless_transcript_is_the_logs_one_across_pages(db: Path) -> None:
+    """`replay --headless` prints what `cockpit logs` prints: whole lines per agent (or whole
+    replies), however the tokens interleave, across more than one page of rows; a speed
+    only changes when the lines come."""
+    import io
+
+    from cockpit.core.replay import PAGE, write_transcript
+    from cockpit.core.transcript import transcript
+
+    config = {**CONFIG, "agents": [{"name": n, "task": "t", "after": []} for n in ("a", "bb")]}
+    async with EventLog.open(db) as log:
+        log.append(ev.SessionStarted(session="s", agent=None, seq=1, ts=0.0, crew="r",
+                                     config=config, pid=1, version="test"))
+        seq = 1
+        for index in range(PAGE * 2 + 7):
+            seq += 1
+            agent = "a" if index % 3 else "bb"
+            end = "\n" if index % 7 == 0 else " "
+            text = f"{index}{end}" if index % 11 else "\x1b]0;t\x07"
+            log.append(ev.TokenStreamed(session="s", agent=agent, seq=seq, ts=seq * 1e-6,
+                                        text=text))
+        log.append(ev.MessageCompleted(session="s", agent="a", seq=seq + 1, ts=1.0, content=""))
+        log.append(ev.SessionFinished(session="s", agent=None, seq=seq + 2, ts=1.0,
+                                      outcome="finished", agents={}))
+    async with EventLog.open(db, readonly=True) as log:
+        events = [event async for event in log.iter_events("s")]
+        for by in ("line", "message"):
+            out = io.StringIO()
+            assert await write_transcript(log, "s", out, by=by) == len(events)
+            assert out.getvalue().splitlines() == transcript(events, by=by)
+            paced = io.StringIO()
+            await write_transcript(log, "s", paced, speed=1000.0, by=by)
+            assert paced.getvalue() == out.getvalue()
+    lines = transcript(events)
+    assert lines[1:4] == ["a  | 1 2 4 5 7", "a  | 8 10 13 14", "bb | 3 6 9 12 15 18 21"]
+    assert "\x1b" not in "".join(lines) and len(lines) > PAGE // 4

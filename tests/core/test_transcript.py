@@ -213,3 +213,59 @@ def test_colour_is_stable_per_agent_and_dims_marked_lines() -> None:
         f"\x1b[{COLOURS[1]}mbb |{RESET} {DIM}── paused by person{RESET}",
         f"\x1b[{COLOURS[0]}ma  |{RESET} yo",
     ]
+
+
+async def test_by_message_prints_each_reply_whole_as_one_block(db: Path) -> None:
+    crew = make_crew("http://127.0.0.1:9", [{"name": "a"}, {"name": "writer"}])
+    async with EventLog.open(db) as log:
+        supervisor = Supervisor(crew, log, EventBus())
+        supervisor.emit(ev.SessionStarted, None, crew=crew.name,
+                        config=crew.model_dump(mode="json"), pid=0, version="test")
+        for name in ("a", "writer"):
+            supervisor.emit(ev.AgentStarted, name, model="m1", host="h", messages=[])
+        for name, text in [("a", "The qu"), ("writer", "Once up"), ("a", "ick\n\nbrown"),
+                           ("writer", "on a time\n── finished\nb | ── paused by person\n")]:
+            supervisor.emit_text(ev.TokenStreamed, name, text)
+        supervisor.emit(ev.AgentPaused, "a")  # cut off: what came so far is its block
+        supervisor.emit(ev.AgentResumed, "a")
+        supervisor.emit_text(ev.TokenStreamed, "a", " fox\n")
+        supervisor.emit(ev.MessageCompleted, "a", content="")
+        supervisor.emit(ev.AgentFinished, "a", output="")
+        supervisor.emit(ev.AgentRedirected, "writer", instruction="Shorter.")
+        supervisor.emit_text(ev.TokenStreamed, "writer", "Once.\tThe | end")
+        supervisor.emit(ev.SessionFinished, None, outcome="finished", agents={})
+        events = await logged(log, supervisor.session)
+
+    assert transcript(events, by="message") == [
+        "       | ── session started: crew 'test-crew'",
+        "a      | ── started on m1 @ h",
+        "writer | ── started on m1 @ h",
+        "a      | ── reply",
+        "The quick",
+        "",
+        "brown",
+        "a      | ── paused by person",
+        "a      | ── resumed by person",
+        "a      | ── reply (continued)",
+        " fox",
+        "a      | ── finished",
+        "writer | ── reply",                   # cut by the redirect: a block, then the mark
+        "Once upon a time",
+        "\\── finished",                       # cannot pass for a marked line
+        "\\b | ── paused by person",           # nor for another agent's
+        "writer | ── redirected by person: Shorter.",
+        "writer | ── reply",                   # a new reply, not the cut one continued
+        "Once.   The | end",                   # a bar alone is text; the tab expanded
+        "       | ── session finished",
+    ]
+    assert transcript(events, only={"a"}, by="message")[2:5] == ["The quick", "", "brown"]
+
+
+def test_a_token_rows_text_is_read_exactly_whatever_it_holds() -> None:
+    from cockpit.core.logschema import encode
+    from cockpit.core.transcript import token_text
+
+    for text in ["", "plain", 'quo"te\\ \n\t\x1b[2J\u2028 日本 \ud800 🙂', "x" * 10_000]:
+        data = encode(ev.TokenStreamed(session="s", agent="a", seq=1, ts=0.0, text=text))[5]
+        assert token_text(data) == text
+    assert token_text('{"chunks": 2, "text": "other order"}') == "other order"
