@@ -18,13 +18,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cockpit.arguments import SESSION_HELP, add_db
+from cockpit.arguments import SESSION_HELP, add_command, add_db
 from cockpit.core.channel import ControlError, NotRunning, Refused, request, resolve_session
 from cockpit.core.logfile import default_db_path
 from cockpit.core.text import one_line, sanitize
 
 EXIT_OK, EXIT_USAGE = 0, 2
-EXAMPLE = "example: cockpit {0} last writer"
+EXAMPLE = "example:\n  cockpit {0} last writer"
 
 
 def add_parsers(commands: Any, add_db: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -33,25 +33,31 @@ def add_parsers(commands: Any, add_db: Callable[[argparse.ArgumentParser], None]
     for verb, what in (("pause", "pause a running agent (its stream is closed; the partial "
                                  "reply is kept)"),
                        ("stop", "stop an agent for good (until restarted); no confirmation"),
-                       ("restart", "start a failed or stopped agent again from its opening")):
-        parser = commands.add_parser(verb, help=what, description=what.capitalize() + ".",
-                                     epilog=EXAMPLE.format(verb))
+                       ("restart", "start a failed, stopped or finished agent again from its "
+                                   "opening")):
+        parser = add_command(commands, verb, help=what, description=what.capitalize() + ".",
+                             example=EXAMPLE.format(verb))
         _session_agent(parser)
         add_db(parser)
 
-    redirect = commands.add_parser(
-        "redirect", help="cut an agent's reply off and give it a new instruction",
-        description="Cut the agent's reply off, keep it, and go on from INSTRUCTION.",
-        epilog='example: cockpit redirect last writer "Answer in French"')
+    redirect = add_command(
+        commands, "redirect",
+        help="cut an agent's reply off and give it a new instruction (a finished agent: ask "
+             "it a follow-up)",
+        description="Cut the agent's reply off, keep it, and go on from INSTRUCTION. A "
+                    "finished agent is asked a follow-up instead: a new turn of the same "
+                    "conversation, whose answer becomes outputs.AGENT.",
+        example='example:\n  cockpit redirect last writer "Answer in French"')
     _session_agent(redirect)
     redirect.add_argument("instruction", metavar="INSTRUCTION")
     add_db(redirect)
 
-    board = commands.add_parser(
-        "set", help="write the shared board of a running session, as a person",
+    board = add_command(
+        commands, "set", help="write the shared board of a running session, as a person",
         description="Write KEY on the board (logged as state_set by person). Agents that "
                     "start later read the new value.",
-        epilog='example: cockpit set last topic "the 2.1 release"')
+        example='examples:\n  cockpit set last topic "the 2.1 release"\n'
+                '  cockpit set last limits \'{"words": 300}\' --json')
     board.add_argument("session", metavar="SESSION", help=SESSION_HELP)
     board.add_argument("key", metavar="KEY")
     board.add_argument("value", metavar="VALUE")
@@ -59,20 +65,22 @@ def add_parsers(commands: Any, add_db: Callable[[argparse.ArgumentParser], None]
                        help="VALUE is JSON (a number, a list, an object); default: a string")
     add_db(board)
 
-    approve = commands.add_parser(
-        "approve", help="approve a tool call that waits, or every one (--all)",
+    approve = add_command(
+        commands, "approve", help="approve a tool call that waits, or every one (--all)",
         description="Approve tool calls waiting for a decision in a running session. "
                     "Without CALL or --all, list them.",
-        epilog="example: cockpit approve last researcher.3.1")
+        example="examples:\n  cockpit approve last                  # list the calls that wait\n"
+                "  cockpit approve last researcher.3.1")
     approve.add_argument("session", metavar="SESSION", help=SESSION_HELP)
     approve.add_argument("call", nargs="?", metavar="CALL", help="the call's id (agent.turn.n)")
     approve.add_argument("--all", action="store_true", help="every call that waits")
     add_db(approve)
 
-    deny = commands.add_parser(
-        "deny", help="deny a tool call that waits; the model reads the reason",
+    deny = add_command(
+        commands, "deny", help="deny a tool call that waits; the model reads the reason",
         description="Refuse a waiting tool call. The reason is the call's result.",
-        epilog='example: cockpit deny last researcher.3.1 --reason "two findings are enough"')
+        example='example:\n'
+                '  cockpit deny last researcher.3.1 --reason "two findings are enough"')
     deny.add_argument("session", metavar="SESSION", help=SESSION_HELP)
     deny.add_argument("call", metavar="CALL")
     deny.add_argument("--reason", required=True, help="what the model is told")

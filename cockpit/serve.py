@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from cockpit.arguments import add_command, add_theme
 from cockpit.core.logfile import default_db_path
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 COOKIE = "cockpit_token"
 
 EXAMPLE = """\
-example:
+examples:
   cockpit run crew.toml --detach        # prints the session id; the crew runs on
   cockpit serve                         # then open http://127.0.0.1:8000/ (the last session)
 
@@ -49,24 +50,22 @@ class ServeError(Exception):
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                add_db: Callable[[argparse.ArgumentParser], None]) -> argparse.ArgumentParser:
     """Register `cockpit serve` on cli.py's subcommands (`add_db` adds the shared --db)."""
-    serve = commands.add_parser(
-        "serve", help="open a session's viewer in the browser (each tab its own viewer)",
+    serve = add_command(
+        commands, "serve", help="open a session's viewer in the browser (each tab its own viewer)",
         description="Serve cockpit viewers over HTTP: each browser tab runs `cockpit attach "
                     "SESSION` and commands the agents as the TUI does. It listens on "
                     "127.0.0.1 only, unless --public.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+        example=EXAMPLE)
     serve.add_argument("session", nargs="?", default="last", metavar="SESSION",
                        help="a session id (or prefix), or 'last' (the default), resolved when "
                             "each tab opens")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT,
-                       help=f"TCP port (default {DEFAULT_PORT})")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port")
     serve.add_argument("--host", default=DEFAULT_HOST,
-                       help=f"address to listen on (default {DEFAULT_HOST}); any other than "
-                            "loopback needs --public")
+                       help="address to listen on; any other than loopback needs --public")
     serve.add_argument("--public", action="store_true",
                        help="allow a non-loopback --host: anyone who reaches it can command "
                             "the agents, with no password")
-    serve.add_argument("--theme", metavar="NAME", help="TUI theme")
+    add_theme(serve)
     add_db(serve)
     return serve
 

@@ -7,15 +7,29 @@ the field, so the user can go straight to it.
 
 from __future__ import annotations
 
+import difflib
+import functools
+import math
 import os
 import re
+import stat
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from cockpit.core.keys import BINDING_IDS
+from cockpit.core.notify import NotifyConfig
 from cockpit.core.spec import (
     DEFAULT_CHECK_RETRIES,
     DEFAULT_MAX_TURNS,
@@ -37,6 +51,11 @@ that leaves a margin without letting a crew sit all night on a machine that is g
 EMBEDDED_HOST = "embedded"
 TEMPLATE_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 AGENT_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+MAX_CREW_BYTES = 1 << 20
+"""A crew file is a page or two of TOML; one bigger than 1 MiB is the wrong file."""
+MAX_DEPTH = 32
+"""Levels of nested arrays and tables a crew file may use. A JSON schema in `format` needs a
+handful; far deeper nesting only exhausts the parsers' recursion."""
 
 # Ollama's Options and Runner fields (api/types.go). Ollama ignores unknown keys silently, so a
 # misspelt option would otherwise have no effect at all; we reject it instead.
@@ -74,8 +93,42 @@ def parse_host(host: str | None) -> str:
     return str(_parse_host(host))
 
 
+def check_host(host: str) -> str:
+    """`host` normalised (`parse_host`), or ValueError saying why Ollama could not be reached
+    there: it must be an http(s) URL, or "embedded" for the bundled engine."""
+    if host == EMBEDDED_HOST or (_NORMAL_HOST.fullmatch(host)
+                                 and int(host.rpartition(":")[2]) <= 65535):
+        return host
+    text = host.strip()
+    if not text:
+        raise ValueError('is empty: give an Ollama URL (http://HOST:PORT) or "embedded"')
+    if "://" not in text and (text.lower() == EMBEDDED_HOST or difflib.get_close_matches(
+            text.lower(), [EMBEDDED_HOST], n=1, cutoff=0.8)):
+        raise ValueError(f'{host!r}: did you mean "embedded" (the bundled engine)? For a '
+                         f'machine of that name, write "http://{text}:11434"')
+    scheme, _, rest = text.partition("://") if "://" in text else ("http", "", text)
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise ValueError(f"{host!r} has spaces or control characters: a host is a URL, like "
+                         "http://gpu-box:11434")
+    if scheme.lower() not in ("http", "https"):
+        raise ValueError(f'{host!r} is not an http:// or https:// URL (or "embedded")')
+    if not rest or rest[0] in "/?#":
+        raise ValueError(f"{host!r} names no host")
+    if "://" in text:
+        text = f"{scheme.lower()}://{rest}"
+    try:
+        normal = parse_host(text)
+        url = urlsplit(normal)
+        url.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as error:
+        raise ValueError(f"{host!r} is not a valid URL: {error}") from None
+    if not url.hostname:
+        raise ValueError(f"{host!r} names no host")
+    return normal
+
+
 def _host_pool(hosts: list[str]) -> list[str]:
-    pool = [parse_host(host) for host in hosts]
+    pool = [check_host(host) for host in hosts]
     if len(set(pool)) != len(pool):
         raise ValueError("the same host is listed twice")
     if EMBEDDED_HOST in pool and len(pool) > 1:
@@ -86,7 +139,16 @@ def _host_pool(hosts: list[str]) -> list[str]:
 def default_host() -> str:
     """OLLAMA_HOST if set, else Ollama's default address."""
     env = os.environ.get("OLLAMA_HOST", "").strip()
-    return parse_host(env) if env else DEFAULT_HOST
+    try:
+        return parse_host(env) if env else DEFAULT_HOST
+    except ValueError:  # CrewConfig rejects it, naming OLLAMA_HOST
+        return env
+
+
+def _not_empty(value: str | None, what: str) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError(f"is empty: {what}")
+    return value
 
 
 class _Strict(BaseModel):
@@ -164,12 +226,24 @@ class AgentConfig(_Strict):
     @field_validator("host")
     @classmethod
     def _normalise_host(cls, value: str | None) -> str | None:
-        return None if value is None else parse_host(value)
+        return None if value is None else check_host(value)
 
     @field_validator("hosts")
     @classmethod
     def _normalise_hosts(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else _host_pool(value)
+
+    @field_validator("model")
+    @classmethod
+    def _model_named(cls, value: str | None) -> str | None:
+        return _not_empty(value, "name a model (`ollama list` shows them), or leave `model` "
+                                 "out to use the crew's")
+
+    @field_validator("task")
+    @classmethod
+    def _task_given(cls, value: str) -> str:
+        _not_empty(value, "say what the agent is to do; the task is its first message")
+        return value
 
     @field_validator("options")
     @classmethod
@@ -177,11 +251,29 @@ class AgentConfig(_Strict):
         for key, value in options.items():
             expected = OLLAMA_OPTIONS.get(key)
             if expected is None:
-                raise ValueError(f"unknown Ollama option {key!r}")
-            if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
+                close = difflib.get_close_matches(key, list(OLLAMA_OPTIONS), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"unknown Ollama option {key!r}{hint}")
+            if key == "stop":
+                _check_stop(value)
+            elif isinstance(value, bool) and expected is not bool or \
+                    not isinstance(value, expected):
                 names = expected.__name__ if isinstance(expected, type) else "number"
                 raise ValueError(f"option {key!r} must be {names}, not {value!r}")
+            elif isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"option {key!r} must be a finite number, not {value!r}")
         return options
+
+
+def _check_stop(value: Any) -> None:
+    """Ollama's `stop` is a list of strings; an empty one matches at once and ends every
+    reply before its first word."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f'option \'stop\' must be a list of strings, like stop = ["\\n\\n", '
+                         f'"User:"], not {value!r}')
+    if "" in value:
+        raise ValueError("option 'stop' has an empty string, which would end every reply "
+                         "before it starts")
 
 
 class CrewConfig(_Strict):
@@ -224,22 +316,58 @@ class CrewConfig(_Strict):
     """Times a message may wake a finished agent."""
     check_retries: int = Field(default=DEFAULT_CHECK_RETRIES, ge=0)
     """Correction turns an answer that fails its checks is given."""
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    """`[notify]`: which events ring the bell and send a desktop notification, and how."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment_host(cls, data: Any) -> Any:
+        """OLLAMA_HOST is the default host: a bad one is named, not met at 3 AM."""
+        env = os.environ.get("OLLAMA_HOST", "").strip()
+        if env and isinstance(data, dict) and "host" not in data and "hosts" not in data:
+            try:
+                check_host(env)
+            except ValueError as error:
+                raise ValueError(f"OLLAMA_HOST (the default host): {error}") from None
+        return data
 
     @field_validator("host")
     @classmethod
     def _normalise_host(cls, value: str) -> str:
-        return parse_host(value)
+        return check_host(value)
 
     @field_validator("hosts")
     @classmethod
     def _normalise_hosts(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else _host_pool(value)
 
+    @field_validator("model")
+    @classmethod
+    def _model_named(cls, value: str | None) -> str | None:
+        return _not_empty(value, "name a model (`ollama list` shows them)")
+
+    @field_validator("keymap", mode="before")
+    @classmethod
+    def _quoted_ids(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for keys in value.values():
+                if isinstance(keys, dict):  # cockpit.pause = "x" is a table `cockpit`
+                    raise ValueError('binding ids have dots: quote them, as in '
+                                     '"cockpit.pause" = "space"')
+        return value
+
     def agent(self, name: str) -> AgentConfig:
-        for agent in self.agents:
-            if agent.name == name:
-                return agent
-        raise KeyError(name)
+        # An index by name, built once per `agents` list. It is kept in __dict__, which
+        # pydantic neither compares, dumps nor validates (as for a cached_property); a copy
+        # with other agents (model_copy(update=...)) sees that it is not for its list.
+        index: tuple[list[AgentConfig], dict[str, AgentConfig]] | None = \
+            self.__dict__.get("_agents_by_name")
+        if index is None or index[0] is not self.agents:
+            index = (self.agents, {})
+            for agent in self.agents:
+                index[1].setdefault(agent.name, agent)
+            self.__dict__["_agents_by_name"] = index
+        return index[1][name]
 
     def model_for(self, agent: AgentConfig) -> str:
         model = agent.model or self.model
@@ -296,7 +424,8 @@ class CrewConfig(_Strict):
         raise KeyError(name)
 
     def ancestors(self, name: str) -> set[str]:
-        """Every agent that has finished before `name` starts (transitively)."""
+        """Every agent that has finished before `name` starts (transitively); linear in the
+        size of the crew."""
         seen: set[str] = set()
         todo = list(self.agent(name).after)
         while todo:
@@ -361,6 +490,19 @@ def board_lookup(board: Mapping[str, Any], key: str) -> Any:
     raise KeyError(key)
 
 
+def _scalars(value: Any) -> Iterable[Any]:
+    """The numbers, strings, ... inside a board value's lists and tables."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+        else:
+            yield item
+
+
 def flatten_state(state: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """`[state.release] version = "2"` becomes the board key `release.version`."""
     flat: dict[str, Any] = {}
@@ -390,6 +532,10 @@ class _LineFinder:
             if match:
                 name = match.group(2).replace('"', "").replace("'", "").replace(" ", "")
                 self.sections.append((index, name, bool(match.group(1))))
+        self.arrays: dict[str, list[int]] = {}  # `[[name]]` -> its sections, in order
+        for position, (_, name, array) in enumerate(self.sections):
+            if array:
+                self.arrays.setdefault(name, []).append(position)
 
     def _region(self, position: int) -> tuple[int, int, str]:
         """Lines of section `position` plus its sub-tables: (start, end, name)."""
@@ -413,8 +559,7 @@ class _LineFinder:
         if not parts:
             return None
         if len(parts) > 1 and isinstance(parts[0], str) and isinstance(parts[1], int):
-            arrays = [i for i, (_, name, array) in enumerate(self.sections)
-                      if array and name == parts[0]]
+            arrays = self.arrays.get(parts[0], [])
             if parts[1] >= len(arrays):
                 return self._key(parts[0], 0, len(self.lines))
             start, end, _ = self._region(arrays[parts[1]])
@@ -424,10 +569,13 @@ class _LineFinder:
             end = self.sections[1][0] if len(self.sections) > 1 else len(self.lines)
             keys = [p for p in parts if isinstance(p, str)]
             if keys and self._key(keys[0], start, end) is None:
-                tables = [i for i, (_, name, _) in enumerate(self.sections) if name == keys[0]]
-                if tables:
-                    start, end, _ = self._region(tables[0])
-                    keys = keys[1:]
+                for size in range(len(keys), 0, -1):  # the deepest table: [state.release]
+                    table = ".".join(keys[:size])
+                    tables = [i for i, (_, name, _) in enumerate(self.sections) if name == table]
+                    if tables:
+                        start, end, _ = self._region(tables[0])
+                        keys = keys[size:]
+                        break
         line = start + 1 if start else None
         for key in keys:
             found = self._key(key, start, end)
@@ -465,11 +613,60 @@ def read_crew_text(path: Path | str) -> str:
     the text to find the lines of problems only the updated crew has."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        _regular_file(path, os.stat(path))  # before opening: opening a device can act on it
+        # O_NONBLOCK: were it swapped for a FIFO since, the open returns rather than waits
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as file:
+            _regular_file(path, os.fstat(file.fileno()))
+            data = file.read(MAX_CREW_BYTES + 1)
+        if len(data) > MAX_CREW_BYTES:
+            raise ConfigError(path, [(None, "", _too_big())])
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(path, [(None, "", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise ConfigError(path, [(None, "", f"cannot read: not UTF-8 text ({error})")]) from None
+    except OSError as error:
         raise ConfigError(path, [(None, "", f"cannot read: {error}")]) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _regular_file(path: Path, info: os.stat_result) -> None:
+    """ConfigError unless `info` is a regular file of a sane size: reading a FIFO would wait
+    for a writer forever, and /dev/zero never ends."""
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a file")
+        raise ConfigError(path, [(None, "", f"is {kind}: a crew file must be a regular "
+                                            "file")])
+    if info.st_size > MAX_CREW_BYTES:
+        raise ConfigError(path, [(None, "", _too_big(info.st_size))])
+
+
+_TOO_DEEP = (f"arrays or tables nest too deeply (at most {MAX_DEPTH} levels inside one "
+             "another): a crew file needs a few")
+
+
+def _depth(data: Any) -> int:
+    """How many arrays and tables deep `data` nests, without recursion."""
+    deepest, todo = 0, [(data, 0)]
+    while todo:
+        value, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if isinstance(value, dict):
+            todo.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            todo.extend((item, depth + 1) for item in value)
+    return deepest
+
+
+def _too_big(size: int | None = None) -> str:
+    what = f"{size / (1 << 20):.1f} MiB" if size else "larger than that"
+    return f"is {what}: a crew file may be at most {MAX_CREW_BYTES >> 20} MiB of TOML"
 
 
 def parse_crew(text: str, path: Path | str = "<crew>") -> CrewConfig:
@@ -481,6 +678,10 @@ def parse_crew(text: str, path: Path | str = "<crew>") -> CrewConfig:
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
         line = int(match.group(1)) if match else None
         raise ConfigError(path, [(line, "", f"invalid TOML: {message}")]) from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays/inline tables
+        raise ConfigError(path, [(None, "", _TOO_DEEP)]) from None
+    if _depth(data) > MAX_DEPTH:
+        raise ConfigError(path, [(None, "", _TOO_DEEP)])
     finder = _LineFinder(text)
     try:
         crew = CrewConfig.model_validate(data)
@@ -513,9 +714,12 @@ def crew_problems(crew: CrewConfig, text: str = "",
 def _crew_problems(crew: CrewConfig, finder: _LineFinder,
                    positions: Sequence[int | None] | None = None,
                    ) -> list[tuple[int | None, str, str]]:
-    """Cross-field checks pydantic cannot express: names, dependencies, templates, models."""
+    """Cross-field checks pydantic cannot express: names, dependencies, templates, models,
+    keymap ids. Linear in the size of the crew: a 2000-agent chain checks in moments."""
     problems: list[tuple[int | None, str, str]] = []
-    names = [agent.name for agent in crew.agents]
+    first: dict[str, int] = {}  # name -> index of the first agent of that name
+    for index, agent in enumerate(crew.agents):
+        first.setdefault(agent.name, index)
 
     def add(index: int, field: str, message: str) -> None:
         at = index if positions is None else positions[index]
@@ -526,48 +730,63 @@ def _crew_problems(crew: CrewConfig, finder: _LineFinder,
             f" ({crew.agents[index].name})" + (f".{field}" if field else "")
         problems.append((line, label, message))
 
-    mcp_names = [server.name for server in crew.mcp]
+    servers: dict[str, int] = {}
     for index, server in enumerate(crew.mcp):
-        if mcp_names.index(server.name) != index:
+        if servers.setdefault(server.name, index) != index:
             problems.append((finder.find(("mcp", index, "name")), f"mcp[{index}].name",
                              f"duplicate server name {server.name!r}"))
+    problems += _keymap_problems(crew.keymap, finder)
+    for key, value in flatten_state(crew.state).items():
+        if any(isinstance(x, float) and not math.isfinite(x) for x in _scalars(value)):
+            problems.append((finder.find(("state", *key.split("."))), f"state.{key}",
+                             f"{value!r}: the board is JSON, which has no nan or inf"))
     if crew.hosts and "host" in crew.model_fields_set:
         problems.append((finder.find(("hosts",)), "hosts",
                          "set `host` or `hosts`, not both (a pool replaces the single host)"))
     for index, agent in enumerate(crew.agents):
         if agent.host and agent.hosts:
             add(index, "hosts", "set `host` or `hosts`, not both (a pool replaces the single host)")
-        if names.index(agent.name) != index:
+        if first[agent.name] != index:
             add(index, "name", f"duplicate agent name {agent.name!r}")
         if agent.model is None and crew.model is None:
             add(index, "model", "no model: set `model` here or at the top of the crew file")
-        servers = {server.name for server in crew.mcp}
         for ref in agent.tools:
             needed = mcp_server_of(ref)
             if needed is not None and needed not in servers:
                 add(index, "tools", f"{ref!r}: no [[mcp]] server named {needed!r}")
         for dependency in agent.after:
-            if dependency not in names:
+            if dependency not in first:
                 add(index, "after", f"no agent named {dependency!r}")
             elif dependency == agent.name:
                 add(index, "after", "an agent cannot wait for itself")
     if problems:
         return problems
 
-    cycle = _find_cycle(crew)
+    order, cycle = _dependency_order(crew)
     if cycle:
-        index = names.index(cycle[0])
-        add(index, "after", "dependency cycle: " + " -> ".join(cycle))
+        add(first[cycle[0]], "after", "dependency cycle: " + " -> ".join(cycle))
         return problems
+
+    # Each agent's ancestors as a bitset (bit i: agent i), in one pass in dependency order.
+    before: dict[str, int] = {}
+    for name in order:
+        mask = 0
+        for dependency in crew.agent(name).after:
+            mask |= before[dependency] | 1 << first[dependency]
+        before[name] = mask
+
+    def provided(agent: str, key: str) -> bool:
+        other = key.removeprefix("outputs.")
+        return other != key and other in first and bool(before[agent] >> first[other] & 1)
 
     board = set(flatten_state(crew.state))
     for index, agent in enumerate(crew.agents):
-        provided = board | {f"outputs.{name}" for name in crew.ancestors(agent.name)}
+        earlier = functools.partial(provided, agent.name)
         for field in ("system", "task"):
             for key in template_keys(getattr(agent, field)):
-                if key in provided or _structured_output(crew, key, provided):
+                if key in board or earlier(key) or _structured_output(crew, key, earlier):
                     continue
-                if key.startswith("outputs.") and key.removeprefix("outputs.") in names:
+                if key.startswith("outputs.") and key.removeprefix("outputs.") in first:
                     other = key.removeprefix("outputs.")
                     message = (f"{{{{{key}}}}} is only on the board after {other!r} finishes; "
                                f"add {other!r} to `after`")
@@ -577,38 +796,64 @@ def _crew_problems(crew: CrewConfig, finder: _LineFinder,
     return problems
 
 
-def _structured_output(crew: CrewConfig, key: str, provided: set[str]) -> bool:
+def _keymap_problems(keymap: Mapping[str, str],
+                     finder: _LineFinder) -> list[tuple[int | None, str, str]]:
+    """`[keymap]` ids the TUI does not have (Textual would ignore them silently), and
+    entries that give no key."""
+    problems: list[tuple[int | None, str, str]] = []
+    for binding, keys in keymap.items():
+        label = f"keymap.{binding}" if re.fullmatch(r"[\w.-]+", binding) else \
+            f"keymap[{binding!r}]"
+        if binding not in BINDING_IDS:
+            close = difflib.get_close_matches(binding, sorted(BINDING_IDS), n=1, cutoff=0.7)
+            hint = (f"did you mean {close[0]!r}?" if close
+                    else "`?` in the cockpit lists each key's id")
+            message = f"unknown binding id {binding!r}: {hint}"
+        elif not keys.strip():
+            message = 'no key: give one or more, comma-separated, as in "space,p"'
+        else:
+            continue
+        problems.append((finder.find(("keymap", binding)), label, message))
+    return problems
+
+
+def _structured_output(crew: CrewConfig, key: str, provided: Callable[[str], bool]) -> bool:
     """`outputs.plan.steps`, where `plan` is an earlier agent with a `format`: its output is
     JSON, and the path is looked up when the template is filled."""
     parts = key.split(".")
-    if len(parts) < 3 or parts[0] != "outputs" or f"outputs.{parts[1]}" not in provided:
+    if len(parts) < 3 or parts[0] != "outputs" or not provided(f"outputs.{parts[1]}"):
         return False
     return crew.agent(parts[1]).format is not None
 
 
-def _find_cycle(crew: CrewConfig) -> list[str] | None:
-    """A dependency cycle as a path that returns to its start, or None."""
-    graph = {agent.name: agent.after for agent in crew.agents}
-    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
-    stack: list[str] = []
-
-    def visit(name: str) -> list[str] | None:
-        state[name] = 1
-        stack.append(name)
-        for dependency in graph[name]:
-            if state.get(dependency) == 1:
-                return stack[stack.index(dependency):] + [dependency]
-            if dependency not in state:
-                found = visit(dependency)
-                if found:
-                    return found
-        stack.pop()
-        state[name] = 2
-        return None
-
-    for name in graph:
-        if name not in state:
-            found = visit(name)
-            if found:
-                return found
-    return None
+def _dependency_order(crew: CrewConfig) -> tuple[list[str], list[str] | None]:
+    """The agents with each one after its dependencies, and a dependency cycle as a path that
+    returns to its start (or None). Depth-first without recursion: a chain of thousands of
+    agents is deeper than Python's recursion limit."""
+    graph: dict[str, list[str]] = {}
+    for agent in crew.agents:
+        graph.setdefault(agent.name, agent.after)
+    state: dict[str, int] = {}  # 1 = on the path, 2 = done
+    order: list[str] = []
+    for root in graph:
+        if root in state:
+            continue
+        state[root] = 1
+        path, pending = [root], [iter(graph[root])]
+        while pending:
+            for dependency in pending[-1]:
+                if dependency not in graph:
+                    continue  # reported on its own
+                if state.get(dependency) == 1:
+                    return order, path[path.index(dependency):] + [dependency]
+                if dependency not in state:
+                    state[dependency] = 1
+                    path.append(dependency)
+                    pending.append(iter(graph[dependency]))
+                    break
+            else:
+                done = path.pop()
+                pending.pop()
+                state[done] = 2
+                order.append(done)
+    return order, None
