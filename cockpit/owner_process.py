@@ -49,10 +49,12 @@ def owner_log_path(db: Path) -> Path:
 
 def start_owner(db: Path, *, crew_path: Path | None = None, resume: str | None = None,
                 only: list[str] | None = None, approve: Policy = "ask",
-                watch: bool = False, viewer: bool = False) -> tuple[str, int]:
+                watch: bool = False, viewer: bool = False,
+                pace: float | None = None) -> tuple[str, int]:
     """Start an owner for a new session of `crew_path`, or to continue session `resume`;
     return (session id, pid) once it runs. `viewer`: a viewer is about to attach, and the
-    owner waits for it even if the crew ends first. OwnerError if it could not start."""
+    owner waits for it even if the crew ends first. `pace`: the embedded engine's tokens a
+    second per reply (the demo). OwnerError if it could not start."""
     read_end, write_end = os.pipe()
     argv = [sys.executable, "-m", "cockpit", "_owner", "--db", str(db),
             "--ready-fd", str(write_end), "--approve", approve]
@@ -66,6 +68,8 @@ def start_owner(db: Path, *, crew_path: Path | None = None, resume: str | None =
         argv.append("--watch")
     if viewer:
         argv.append("--expect-viewer")
+    if pace:
+        argv += ["--engine-pace", str(pace)]
     log_path = owner_log_path(db)
     with open(log_path, "ab") as output:
         try:
@@ -119,7 +123,8 @@ def owner_main(args: argparse.Namespace) -> int:
         with contextlib.ExitStack() as stack:
             hosts: dict[str, str] = {}
             if EMBEDDED_HOST in crew.all_hosts():
-                hosts[EMBEDDED_HOST] = stack.enter_context(start_engine(2)).url
+                hosts[EMBEDDED_HOST] = stack.enter_context(
+                    start_engine(2, pace=args.engine_pace)).url
             return run_async(_own(crew, crew_path, db, hosts, state, args, say))
     except Exception as error:  # every failure before the session runs is told to the caller
         say(error=str(error))
@@ -215,3 +220,4 @@ def add_parser(commands: Any) -> None:
     owner.add_argument("--approve", choices=("ask", "all", "none"), default="ask")
     owner.add_argument("--watch", action="store_true")
     owner.add_argument("--expect-viewer", action="store_true")
+    owner.add_argument("--engine-pace", type=float)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cockpit.embedded.backend import (
+    Backend,
     BackendError,
     Embeddings,
     Finish,
@@ -279,14 +280,18 @@ def _generate(llm: Llama, gen: Generation, stop: threading.Event,
 
 
 @contextlib.contextmanager
-def embedded_engine(parallel: int = 2, port: int = 0,
-                    host: str = "127.0.0.1") -> Iterator[ServerThread]:
-    """The embedded engine on its own thread, for as long as the block runs.
+def embedded_engine(parallel: int = 2, port: int = 0, host: str = "127.0.0.1",
+                    pace: float | None = None) -> Iterator[ServerThread]:
+    """The embedded engine on its own thread, for as long as the block runs; with `pace`,
+    each reply streams at most that many tokens a second (`cockpit demo`).
 
     Raises EngineUnavailable (with the install command) when the extra is missing.
     """
+    from cockpit.embedded.pace import Paced
+
     backend = LlamaBackend(parallel=parallel)
-    server = ServerThread(backend, host=host, port=port, parallel=parallel)
+    served: Backend = Paced(backend, pace) if pace else backend
+    server = ServerThread(served, host=host, port=port, parallel=parallel)
     try:
         yield server.start()
     finally:
