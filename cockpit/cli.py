@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -25,13 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from cockpit import __version__
-from cockpit.arguments import SESSION_HELP, add_db
+from cockpit.arguments import SESSION_HELP, HelpFormatter, add_command, add_db, add_theme
 from cockpit.core.channel import ControlError
 from cockpit.core.config import EMBEDDED_HOST, ConfigError, CrewConfig, load_crew
 from cockpit.core.eventlog import EventLog, LogError, SessionRow, default_db_path
 from cockpit.core.logfile import mcp_log_path
 from cockpit.core.resume import ResumeError, outcome_of, resumable
-from cockpit.core.text import one_line, table
+from cockpit.core.text import one_line, safe_json, sanitize, table
 from cockpit.core.tools.base import ToolsUnavailable
 from cockpit.owner_process import OwnerError, start_owner
 
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_HANGUP = 0, 1, 2, 130, 129
 PARALLEL = 2
+DEMO_PACE = 5.0
+"""Tokens a second per reply in the TUI demo: the tiny model writes 60 a second, which left
+no time to try a key; at this pace the demo runs for about a minute."""
 """Generations the embedded engine runs at once (the demo runs two agents side by side)."""
 
 
@@ -63,20 +67,33 @@ def _add_approve(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cockpit",
-        description="A terminal cockpit for crews of local LLM agents on Ollama.",
-    )
+        prog="cockpit", formatter_class=HelpFormatter,
+        description="A terminal cockpit for crews of local LLM agents on Ollama: several agents "
+                    "stream at once, each in its own pane, over a shared board; pause, redirect, "
+                    "stop and approve them by keyboard. Every event goes to an SQLite log, so "
+                    "any session can be replayed, reported on, or resumed after a crash.",
+        epilog=TOP_EXAMPLES)
     parser.add_argument("--version", action="version", version=f"cockpit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = commands.add_parser("run", help="run a crew (the TUI, or --headless)")
-    run.add_argument("crew", type=Path, metavar="CREW.toml")
+    run = add_command(
+        commands, "run", help="run a crew (the TUI, or --headless)",
+        description="Run a crew file's agents: in the TUI, headless (a progress line per event "
+                    "on stderr), or in the background (--detach). Every event is logged, so the "
+                    "session can be replayed, reported on and resumed. Exit 0 when every agent "
+                    "finished, 1 when one failed or was stopped, 2 for a crew-file error, 130 "
+                    "when interrupted (the session stays resumable).",
+        example="examples:\n"
+                "  cockpit check --probe crew.toml && cockpit run crew.toml\n"
+                "  cockpit run crew.toml --headless --approve none   # overnight, unattended\n"
+                "  cockpit run crew.toml --detach && cockpit attach last")
+    run.add_argument("crew", type=Path, metavar="CREW.toml", help="the crew file (TOML)")
     run.add_argument("--headless", action="store_true",
                      help="no TUI: progress lines on stderr, exit when every agent has ended")
     run.add_argument("--detach", action="store_true",
                      help="start the crew in the background, print its session id and return "
                           "(`cockpit attach ID` shows it)")
-    run.add_argument("--theme", metavar="NAME", help="TUI theme")
+    add_theme(run)
     _add_approve(run)
     run.add_argument("--watch", action=argparse.BooleanOptionalAction, default=None,
                      help="apply edits of the crew file while it runs (agents that have not "
@@ -84,51 +101,100 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: themes only)")
     add_db(run)
 
-    attach = commands.add_parser(
-        "attach", help="the cockpit on a running session (an ended one opens as a replay)",
-        description="Open the cockpit on a session another process runs. Leaving it (q, then "
-                    "d) detaches: the crew goes on.",
-        epilog="example: cockpit attach last")
+    attach = add_command(
+        commands, "attach",
+        help="the cockpit on a running session (an ended one opens as a replay)",
+        description="Open the cockpit on a session another process runs (`cockpit run "
+                    "--detach`, or another terminal's TUI). Leaving it (q, then d) detaches: "
+                    "the crew goes on.",
+        example="example:\n  cockpit run crew.toml --detach && cockpit attach last")
     attach.add_argument("session", nargs="?", default="last", metavar="SESSION",
                         help="a session id (or prefix), or 'last' (the default)")
-    attach.add_argument("--theme", metavar="NAME", help="TUI theme")
+    add_theme(attach)
     add_db(attach)
 
-    demo = commands.add_parser(
-        "demo", help="run the bundled three-agent crew on the embedded engine (no Ollama needed)")
+    demo = add_command(
+        commands, "demo",
+        help="run the bundled three-agent crew on the embedded engine (no Ollama needed)",
+        description="Run the bundled example crew on the embedded engine (llama.cpp and a "
+                    "135M-parameter model, installed with the 'embedded' extra), to try the "
+                    "cockpit's keys without Ollama: p pauses, r redirects, x stops, ? lists "
+                    "every key.",
+        example="examples:\n"
+                "  cockpit demo\n"
+                "  cockpit demo --headless | less   # the agents' text, as `cockpit logs` prints")
+    demo.add_argument("--pace", type=float, metavar="TOK_S",
+                      help=f"tokens a second per reply (default: {DEMO_PACE:g} in the TUI, "
+                           "so there is time to pause, redirect and stop; full speed "
+                           "headless); 0 is as fast as the engine goes")
     demo.add_argument("--headless", action="store_true",
-                      help="no TUI: progress lines on stderr, exit when every agent has ended")
-    demo.add_argument("--theme", metavar="NAME", help="TUI theme")
+                      help="no TUI: the agents' text on stdout (`name | line`), progress "
+                           "lines on stderr, exit when every agent has ended")
+    add_theme(demo)
     _add_approve(demo)
     add_db(demo)
 
-    engine = commands.add_parser(
-        "engine", help="serve the embedded model over the Ollama API, for any Ollama client")
+    engine = add_command(
+        commands, "engine",
+        help="serve the embedded model over the Ollama API, for any Ollama client",
+        description="Serve the embedded engine's model (smollm2:135m) on 127.0.0.1 with "
+                    "Ollama's HTTP API, until Ctrl-C: any Ollama client, or a crew's `host`, "
+                    "can use it.",
+        example="example:\n"
+                "  cockpit engine --port 11500      # then, in another shell:\n"
+                "  OLLAMA_HOST=http://127.0.0.1:11500 cockpit run crew.toml")
     engine.add_argument("--port", type=int, default=0,
                         help="port on 127.0.0.1 (default: any free port, printed at start)")
     engine.add_argument("--parallel", type=int, default=PARALLEL, metavar="N",
                         help=f"requests generated at once; more wait in line (default {PARALLEL})")
 
-    replay = commands.add_parser(
-        "replay", help="watch a logged session again (the TUI, or --headless for a transcript)")
+    replay = add_command(
+        commands, "replay",
+        help="watch a logged session again (the TUI, or --headless for a transcript)",
+        description="Play a logged session back from its event log, in the cockpit (space "
+                    "plays or pauses, +/- change the speed, left/right seek, . steps one "
+                    "event) or, with --headless, as a transcript on stdout. A replay decides "
+                    "nothing: the session is left as it is.",
+        example="examples:\n"
+                "  cockpit replay last --speed 4\n"
+                "  cockpit replay last --headless --by message > transcript.txt")
     replay.add_argument("session", metavar="SESSION", help=SESSION_HELP)
     replay.add_argument("--speed", type=float, default=None, metavar="X",
                         help="0.25 to 16 times the original pace; --headless also takes 0, "
                              "as fast as possible (default: 1; headless: 0)")
     replay.add_argument("--headless", action="store_true",
                         help="print the transcript to stdout instead of opening the TUI")
-    replay.add_argument("--theme", metavar="NAME", help="TUI theme")
+    from cockpit.logs import add_by
+
+    add_by(replay)
+    add_theme(replay)
     add_db(replay)
 
-    report = commands.add_parser("report", help="the morning report of a session, in Markdown")
+    report = add_command(
+        commands, "report", help="the morning report of a session, in Markdown",
+        description="Write what a session did, in Markdown, to read in the morning: a table "
+                    "of its agents (outcome, duration, tokens, tok/s, retries, stalls, "
+                    "interventions), the first lines of each one's answer or error, the tools "
+                    "they used, a timeline, and the final board.",
+        example="examples:\n"
+                "  cockpit report last\n"
+                "  cockpit report last -o report.md")
     report.add_argument("session", metavar="SESSION", help=SESSION_HELP)
     report.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
     add_db(report)
 
-    resume = commands.add_parser(
-        "resume", help="continue an interrupted, crashed or failed session where its log ends; "
-                       "with AGENT, resume that paused agent of a running session",
-        epilog="examples: cockpit resume last · cockpit resume last writer")
+    resume = add_command(
+        commands, "resume",
+        help="continue an interrupted, crashed or failed session where its log ends; "
+             "with AGENT, resume that paused agent of a running session",
+        description="Continue a session that was interrupted, crashed or failed, in the same "
+                    "session id: finished agents stay finished, failed ones go on from their "
+                    "partial reply, and those a failure held back now start. With AGENT, "
+                    "resume that paused agent of a session that is running.",
+        example="examples:\n"
+                "  cockpit resume last\n"
+                "  cockpit resume last --only writer --headless\n"
+                "  cockpit resume last writer          # a paused agent of a running session")
     resume.add_argument("session", metavar="SESSION", help=SESSION_HELP)
     resume.add_argument("agent", nargs="?", metavar="AGENT",
                         help="a paused agent of the running session to resume")
@@ -139,28 +205,66 @@ def build_parser() -> argparse.ArgumentParser:
                         help="no TUI: progress lines on stderr, exit when every agent has ended")
     resume.add_argument("--detach", action="store_true",
                         help="continue it in the background; print its id and return")
-    resume.add_argument("--theme", metavar="NAME", help="TUI theme")
+    add_theme(resume)
     _add_approve(resume)
     add_db(resume)
 
-    check = commands.add_parser("check", help="validate a crew file and summarise it")
-    check.add_argument("crew", type=Path, metavar="CREW.toml")
+    check = add_command(
+        commands, "check", help="validate a crew file and summarise it (--probe: ask its hosts)",
+        description="Validate a crew file as `cockpit run` would, without running it: each "
+                    "problem is named with its file:line and field, and the exit code is 2. A "
+                    "valid crew is summarised (each agent's model, host and dependencies), and "
+                    "its MCP servers are started to list their tools.\n\n"
+                    "--probe also asks every host of the crew which models it has (what "
+                    "`ollama list` shows) and names each missing one with the `ollama pull` that "
+                    "fixes it. Exit 0 when every model is there, 1 when one is missing or a host "
+                    "does not answer. The embedded engine is not probed: it starts with the "
+                    "crew; the check is that it is installed and serves the agents' model.",
+        example="examples:\n"
+                "  cockpit check crew.toml\n"
+                "  cockpit check --probe crew.toml   # at 11 PM, what would fail at 3 AM")
+    check.add_argument("crew", type=Path, metavar="CREW.toml", help="the crew file (TOML)")
+    check.add_argument("--probe", action="store_true",
+                       help="also ask each host whether it has the models its agents need; "
+                            "exit 1 if one is missing or a host does not answer")
     add_db(check)
 
-    status = commands.add_parser(
-        "status", help="where a session stands: each agent's status, figures and waiting calls")
+    status = add_command(
+        commands, "status",
+        help="where a session stands: each agent's status, figures and waiting calls",
+        description="Where a session stands, read from its log (running or not): its outcome, "
+                    "each agent's status, tokens, tok/s, tool calls and host, and the tool "
+                    "calls waiting for approval.",
+        example="examples:\n"
+                "  cockpit status\n"
+                "  cockpit status last --json | jq '.agents'")
     status.add_argument("session", nargs="?", default="last", metavar="SESSION",
                         help="a session id (or prefix), or 'last' (the default)")
     status.add_argument("--json", action="store_true", help="one JSON object instead of text")
     add_db(status)
 
-    sessions = commands.add_parser("sessions", help="list logged sessions")
+    sessions = add_command(
+        commands, "sessions", help="list logged sessions",
+        description="List the sessions in the event log, oldest first: id, crew, start, "
+                    "duration, agents, outcome, and whether `cockpit resume` can continue it.",
+        example="examples:\n"
+                "  cockpit sessions\n"
+                "  cockpit sessions --json --db overnight.db")
     sessions.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     add_db(sessions)
 
-    export = commands.add_parser("export", help="write a session's events")
+    export = add_command(
+        commands, "export", help="write a session's events",
+        description="Write a session's events: JSONL, one event per line as "
+                    '{"id", "session", "agent", "type", "ts", "data"} (exact text, control '
+                    "characters escaped), or a Markdown transcript. A file written with -o is "
+                    "created 0600 and appears only once complete.",
+        example="examples:\n"
+                "  cockpit export last > session.jsonl\n"
+                "  cockpit export last --format markdown -o session.md")
     export.add_argument("session", metavar="SESSION", help=SESSION_HELP)
-    export.add_argument("--format", choices=("jsonl", "markdown"), default="jsonl")
+    export.add_argument("--format", choices=("jsonl", "markdown"), default="jsonl",
+                        help="jsonl: every event; markdown: a readable transcript")
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: stdout")
     add_db(export)
 
@@ -173,6 +277,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TOP_EXAMPLES = """\
+examples:
+  cockpit demo                       try it: no Ollama needed
+  cockpit check --probe crew.toml    is the crew valid, do its hosts have its models?
+  cockpit run crew.toml --detach     run it in the background, then
+  cockpit attach last                watch and command it
+  cockpit report last                the morning report
+
+`cockpit COMMAND --help` describes each command, with examples.
+"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cockpit` script."""
     args = build_parser().parse_args(argv)
@@ -181,8 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except (ConfigError, LogError, UsageError, ResumeError, ToolsUnavailable, OwnerError,
             ControlError) as error:
-        print(f"cockpit: {error}" if not isinstance(error, ConfigError) else str(error),
-              file=sys.stderr)
+        message = f"cockpit: {error}" if not isinstance(error, ConfigError) else str(error)
+        print(sanitize(message), file=sys.stderr)  # it may quote a crew file, a model, a log
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -200,11 +316,21 @@ def db_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 2 for a crew-file error (or an MCP server that does not start); with --probe, 1
+    when a host lacks a model an agent needs or does not answer."""
     crew = load_crew(args.crew)
-    print(summarise_crew(crew, args.crew))
+    print(summarise_crew(crew, args.crew), flush=True)
     if crew.mcp:
-        print(asyncio.run(_mcp_tools(crew)))
-    return EXIT_OK
+        print(asyncio.run(_mcp_tools(crew)), flush=True)
+    if not args.probe:
+        return EXIT_OK
+    from cockpit.probe import probe, report
+
+    lines, problems = report(crew, asyncio.run(probe(crew)))
+    print("\n".join(lines))
+    for problem in problems:
+        print(f"cockpit: {problem}", file=sys.stderr)
+    return EXIT_FAILED if problems else EXIT_OK
 
 
 async def _mcp_tools(crew: CrewConfig) -> str:
@@ -217,13 +343,14 @@ async def _mcp_tools(crew: CrewConfig) -> str:
         hub.check_refs(crew.agents)  # each NAME.TOOL names a tool its server has
         for server in crew.mcp:
             tools = hub.tools(f"mcp:{server.name}")
-            lines.append(f"  mcp {server.name}: {len(tools)} tools")
+            lines.append(f"  mcp {one_line(server.name, 60)}: {len(tools)} tools")
             for tool in tools:
                 users = [a.name for a in crew.agents
                          if f"mcp:{server.name}" in a.tools or tool.name in a.tools]
                 who = f"  (used by {', '.join(users)})" if users else ""
                 about = one_line(tool.description.split("\n")[0], 70)
-                lines.append(f"    {tool.name}{who}" + (f": {about}" if about else ""))
+                name = one_line(tool.name, 80)
+                lines.append(f"    {name}{who}" + (f": {about}" if about else ""))
     return "\n".join(lines)
 
 
@@ -232,10 +359,11 @@ def summarise_crew(crew: CrewConfig, path: Path) -> str:
     width = max(len(agent.name) for agent in crew.agents)
     for agent in crew.agents:
         after = f"  after {', '.join(agent.after)}" if agent.after else ""
-        lines.append(f"  {agent.name.ljust(width)}  {crew.model_for(agent)} @ "
-                     f"{', '.join(crew.hosts_for(agent))}{after}")
-    if crew.state:
-        lines.append(f"  board: {', '.join(sorted(crew.state))}")
+        hosts = ", ".join(one_line(host, 120) for host in crew.hosts_for(agent))
+        lines.append(f"  {agent.name.ljust(width)}  {one_line(crew.model_for(agent), 80)} @ "
+                     f"{hosts}{after}")
+    if crew.state:  # names and keys are the crew file's text: one sanitised line each
+        lines.append(f"  board: {', '.join(one_line(key, 80) for key in sorted(crew.state))}")
     return "\n".join(lines)
 
 
@@ -259,11 +387,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     with resources.as_file(resources.files("cockpit") / "examples" / "demo.toml") as path:
         crew = load_crew(path)
+        pace = args.pace if args.pace is not None else None if args.headless else DEMO_PACE
+        if pace is not None and not 0 <= pace <= 10_000:
+            raise UsageError("--pace must be between 0 (full speed) and 10000 tokens a second")
         if not args.headless:
             return run_owned(db_path(args), crew_path=path, detach=False, theme=args.theme,
-                             approve=args.approve, watch=False, watch_themes=False)
+                             approve=args.approve, watch=False, watch_themes=False,
+                             pace=pace or None)
+        # The demo is there to be read: the agents' text on stdout, progress on stderr.
         return run_crew(crew, path, db_path(args), headless=True, theme=None, watch=False,
-                        approve=args.approve)
+                        approve=args.approve, text=sys.stdout, pace=pace or None)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -293,7 +426,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def run_owned(db: Path, *, crew_path: Path | None = None, resume: str | None = None,
               only: list[str] | None = None, detach: bool, theme: str | None,
-              approve: Policy, watch: bool, watch_themes: bool) -> int:
+              approve: Policy, watch: bool, watch_themes: bool,
+              pace: float | None = None) -> int:
     """Start the session's owner process; then return (`--detach`) or attach the TUI to it.
     The crew outlives the TUI: leaving it can detach, and a closed terminal does."""
     if not detach:
@@ -306,7 +440,7 @@ def run_owned(db: Path, *, crew_path: Path | None = None, resume: str | None = N
             except ThemeError as error:
                 raise UsageError(str(error)) from None
     session, pid = start_owner(db, crew_path=crew_path, resume=resume, only=only,
-                               approve=approve, watch=watch, viewer=not detach)
+                               approve=approve, watch=watch, viewer=not detach, pace=pace)
     if not detach:
         return _attach_started(db, session, theme=theme, watch_themes=watch_themes)
     print(session, flush=True)
@@ -376,29 +510,33 @@ def attach_tui(db: Path, ref: str, *, theme: str | None, started_here: bool,
 def run_crew(crew: CrewConfig, crew_path: Path, db: Path, *, headless: bool,
              theme: str | None, watch: bool, resume: SessionState | None = None,
              only: list[str] | None = None, approve: Policy = "ask",
-             crew_watch: bool = False) -> int:
+             crew_watch: bool = False, text: TextIO | None = None,
+             pace: float | None = None) -> int:
     """Run a crew (or continue `resume`) in this process, headless or in the TUI, with the
-    embedded engine up if the crew uses it."""
+    embedded engine up if the crew uses it. Headless, `text` gets what the agents say."""
     with contextlib.ExitStack() as stack:
         hosts = {}
         if EMBEDDED_HOST in crew.all_hosts():
-            hosts[EMBEDDED_HOST] = stack.enter_context(start_engine(PARALLEL)).url
+            hosts[EMBEDDED_HOST] = stack.enter_context(start_engine(PARALLEL, pace=pace)).url
         if headless:
             return run_async(run_headless(crew, crew_path, db, hosts=hosts, resume=resume,
-                                          only=only, approve=approve, crew_watch=crew_watch))
+                                          only=only, approve=approve, crew_watch=crew_watch,
+                                          text=text))
         return run_tui(crew, crew_path, db, theme=theme, watch=watch, hosts=hosts,
                        resume=resume, only=only, approve=approve)
 
 
 @contextlib.contextmanager
-def start_engine(parallel: int, port: int = 0) -> Iterator[ServerThread]:
-    """The embedded engine, or a UsageError saying how to install it."""
+def start_engine(parallel: int, port: int = 0,
+                 pace: float | None = None) -> Iterator[ServerThread]:
+    """The embedded engine (at `pace` tokens a second per reply, if given), or a UsageError
+    saying how to install it."""
     try:
         from cockpit.embedded.llama import EngineUnavailable, embedded_engine
     except ImportError as error:  # pragma: no cover - the module itself has no extra imports
         raise UsageError(str(error)) from None
     try:
-        engine = embedded_engine(parallel, port)
+        engine = embedded_engine(parallel, port, pace=pace)
         server = engine.__enter__()
     except EngineUnavailable as error:
         raise UsageError(str(error)) from None
@@ -460,7 +598,18 @@ def run_app(build: Callable[[], App[int]], headless_use: str, no_code: int) -> i
     code = app.run()
     if app.return_code == 2:
         return EXIT_USAGE
+    _next_steps(app)
     return code if code is not None else no_code
+
+
+def _next_steps(app: App[int]) -> None:
+    """On leaving a TUI: the session's id and what can be done with it next."""
+    session = getattr(app, "session", None)
+    if not session or getattr(app, "detached", False):  # a detach says its own
+        return
+    with contextlib.suppress(OSError):  # the terminal may be gone (a hang-up)
+        print(f"cockpit: session {session}: `cockpit report {session}` · "
+              f"`cockpit replay {session}` · `cockpit resume {session}`", file=sys.stderr)
 
 
 def _in_browser() -> bool:
@@ -497,8 +646,10 @@ def run_async(main: Awaitable[int]) -> int:
 async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
                        stream: TextIO | None = None, hosts: dict[str, str] | None = None,
                        resume: SessionState | None = None, only: list[str] | None = None,
-                       approve: Policy = "ask", crew_watch: bool = False) -> int:
-    """Run the crew to its end with progress lines on `stream` (stderr).
+                       approve: Policy = "ask", crew_watch: bool = False,
+                       text: TextIO | None = None) -> int:
+    """Run the crew to its end with progress lines on `stream` (stderr), and what the agents
+    say, as `cockpit logs` prints it, on `text` if given.
 
     Nobody can resume a paused agent here, so when only paused agents are left the run ends,
     interrupted and resumable, and says so. A log that cannot be written at all ends the run
@@ -512,7 +663,7 @@ async def run_headless(crew: CrewConfig, crew_path: Path, db: Path,
     out = stream or sys.stderr
     async with EventLog.open(db) as log:
         bus = EventBus()
-        printer = HeadlessPrinter(bus.subscribe(), out)
+        printer = HeadlessPrinter(bus.subscribe(), out, text=text)
         printing = asyncio.create_task(printer.run(), name="cockpit headless printer")
         supervisor = Supervisor(crew, log, bus, crew_path=crew_path.resolve(), hosts=hosts,
                                 session=resume.session if resume else None, approve=approve,
@@ -617,8 +768,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         print("no sessions yet", file=sys.stderr)
         return EXIT_OK
     columns = ["id", "crew", "started", "duration", "agents", "outcome", "resumable"]
-    cells = [[str(r[c]) if c != "resumable" else ("yes" if r[c] else "") for c in columns]
-             for r in records]
+    cells = [[one_line(str(r[c]), 60) if c != "resumable" else ("yes" if r[c] else "")
+              for c in columns] for r in records]  # a crew's name is the crew file's text
     print("\n".join(table(columns, cells)))
     return EXIT_OK
 
@@ -635,7 +786,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             return status_record(row, state)
 
     record = asyncio.run(load())
-    print(json.dumps(record, indent=2, ensure_ascii=False) if args.json else status_text(record))
+    print(safe_json(record, indent=2) if args.json else status_text(record))
     return EXIT_OK
 
 
@@ -650,11 +801,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     speed = args.speed if args.speed is not None else (0.0 if args.headless else 1.0)
     if speed < 0 or (not args.headless and not 0.25 <= speed <= 16):
         raise UsageError("--speed must be between 0.25 and 16 (or 0 with --headless)")
+    if args.by != "line" and not args.headless:
+        raise UsageError("--by goes with --headless (the TUI shows each agent in its pane)")
     if args.headless:
         from cockpit.core.replay import write_transcript
+        from cockpit.logs import wants_colour
 
         async def transcript(log: EventLog, session: str, out: TextIO) -> int:
-            return await write_transcript(log, session, out, speed)
+            return await write_transcript(log, session, out, speed, by=args.by,
+                                          colour=wants_colour(out))
 
         args.output = None
         return write_out(args, transcript, "events")
@@ -679,7 +834,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def write_out(args: argparse.Namespace,
               writer: Callable[[EventLog, str, TextIO], Awaitable[int]], what: str) -> int:
-    """Run `writer` on session `args.session`, to stdout or (atomically) to `args.output`."""
+    """Run `writer` on session `args.session`, to stdout or (atomically) to `args.output`.
+
+    The file holds model output and board values: it is created 0600 (an existing file's
+    narrower mode is kept), written under a temporary name beside it and renamed over it only
+    when complete, so an error never costs what was there.
+    """
 
     async def export(out: TextIO) -> int:
         async with EventLog.open(db_path(args), readonly=True) as log:
@@ -690,14 +850,28 @@ def write_out(args: argparse.Namespace,
         asyncio.run(export(sys.stdout))
         sys.stdout.flush()
         return EXIT_OK
-    tmp = args.output.with_name(args.output.name + ".part")
+    target: Path = args.output
     try:
-        with tmp.open("w", encoding="utf-8") as out:
+        mode = 0o600 & os.stat(target).st_mode
+    except FileNotFoundError:
+        mode = 0o600
+    except OSError as error:
+        raise UsageError(f"cannot write {target}: {error.strerror}") from None
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"{target.name}.", suffix=".part",
+                                    dir=target.parent)  # O_CREAT | O_EXCL, mode 0600
+    except OSError as error:
+        raise UsageError(f"cannot write {target}: {error.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
             count = asyncio.run(export(out))
-        tmp.replace(args.output)  # never leave a half-written export under the real name
+            os.fchmod(out.fileno(), mode)
+        os.replace(name, target)  # never leave a half-written export under the real name
+    except OSError as error:
+        raise UsageError(f"cannot write {target}: {error.strerror}") from None
     finally:
-        tmp.unlink(missing_ok=True)
-    print(f"cockpit: wrote {count} {what} to {args.output}", file=sys.stderr)
+        Path(name).unlink(missing_ok=True)
+    print(f"cockpit: wrote {count} {what} to {one_line(str(target), 300)}", file=sys.stderr)
     return EXIT_OK
 
 

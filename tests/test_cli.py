@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import cockpit.core
 from tests.fake_ollama import FakeOllamaThread, ModelScript
 
@@ -101,6 +103,12 @@ def test_headless_run_then_export_round_trip(tmp_path: Path) -> None:
     assert markdown.returncode == 0, markdown.stderr
     text = (tmp_path / "t.md").read_text()
     assert "## first (finished)" in text and "Improve: Hello [bold]x[/] world" in text
+    assert (tmp_path / "t.md").stat().st_mode & 0o777 == 0o600  # model output: private
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("t.md")] == ["t.md"]
+
+    replay = cockpit("replay", "last", "--headless", "--db", str(db))
+    assert replay.returncode == 0, replay.stderr
+    assert "first  | Hello [bold]x[/] world" in replay.stdout.splitlines()
 
     sessions = cockpit("sessions", "--json", "--db", str(db))
     [listed] = json.loads(sessions.stdout)
@@ -137,3 +145,93 @@ def test_unreachable_host_is_reported_not_raised(tmp_path: Path) -> None:
     assert "cannot reach Ollama at http://127.0.0.1:9" in run.stderr
     assert "host_wait is 0.5 s" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+PROBED = """\
+name = "probed"
+model = "m1"
+
+[[agents]]
+name = "first"
+task = "t"
+
+[[agents]]
+name = "second"
+model = "absent"
+task = "t"
+
+[[agents]]
+name = "pooled"
+model = "m2"
+hosts = ["{a}", "{b}"]
+task = "t"
+"""
+
+
+def test_check_probe_lists_each_hosts_models_and_the_pull_that_fixes_a_missing_one(
+        tmp_path: Path) -> None:
+    crew = tmp_path / "crew.toml"
+    with FakeOllamaThread({"m1": ModelScript()}) as a, \
+            FakeOllamaThread({"m2": ModelScript(), "m3:7b": ModelScript()}) as b:
+        crew.write_text(PROBED.format(a=a.url, b=b.url))
+        missing = cockpit("check", "--probe", str(crew), env={"OLLAMA_HOST": a.url})
+        assert missing.returncode == 1, missing.stderr
+        lines = missing.stdout.splitlines()
+        at = lines.index("probe: 2 hosts")
+        assert lines[at + 1:] == [
+            f"  {a.url}: 1 model (m1:latest)",
+            "    m1      present  (first)",
+            "    absent  missing  (second): ollama pull absent",
+            f"    m2      missing  (pooled): the pool has it on {b.url}",
+            f"  {b.url}: 2 models (m2:latest, m3:7b)",
+            "    m2  present  (pooled)",
+        ]
+        assert missing.stderr == "cockpit: absent is missing for second: ollama pull absent\n"
+        assert [r.path for r in a.requests + b.requests] == ["/api/tags", "/api/tags"]
+
+        # A host that is not the one `ollama` talks to by default is named in the command.
+        crew.write_text(PROBED.format(a=a.url, b=b.url).replace('model = "absent"',
+                                                                f'host = "{b.url}"'))
+        other = cockpit("check", "--probe", str(crew), env={"OLLAMA_HOST": a.url})
+        assert other.returncode == 1
+        assert other.stderr == (f"cockpit: m1 is missing for second: OLLAMA_HOST={b.url} "
+                                "ollama pull m1\n")
+
+        crew.write_text(PROBED.format(a=a.url, b=b.url).replace('"absent"', '"m1:latest"'))
+        fine = cockpit("check", "--probe", str(crew), env={"OLLAMA_HOST": a.url})
+        assert fine.returncode == 0, fine.stderr
+        assert fine.stderr == ""
+        assert fine.stdout.endswith(
+            "probe: every host answered and has the models its agents need\n")
+        assert "ollama pull" not in fine.stdout
+
+
+def test_check_probe_names_a_host_that_does_not_answer(tmp_path: Path) -> None:
+    crew = tmp_path / "crew.toml"
+    crew.write_text(CREW.replace('model = "m1"', 'model = "m1"\nhost = "127.0.0.1:9"'))
+    done = cockpit("check", "--probe", str(crew))
+    assert done.returncode == 1
+    assert "  http://127.0.0.1:9: unreachable (" in done.stdout
+    assert "    m1  not checked  (first, second)" in done.stdout
+    assert done.stderr.startswith("cockpit: http://127.0.0.1:9: unreachable (")
+    assert "Traceback" not in done.stderr
+    plain = cockpit("check", str(crew))  # without --probe, no host is asked
+    assert plain.returncode == 0 and "probe:" not in plain.stdout
+
+
+@pytest.mark.embedded
+def test_check_probe_checks_the_embedded_engine_without_starting_it(tmp_path: Path) -> None:
+    crew = tmp_path / "crew.toml"
+    crew.write_text(CREW.replace('model = "m1"', 'model = "smollm2:135m"\nhost = "embedded"'))
+    served = cockpit("check", "--probe", str(crew))
+    assert served.returncode == 0, served.stderr
+    assert "  embedded: the bundled engine, started with the crew (nothing to probe); it " \
+           "serves smollm2:135m" in served.stdout
+    assert "    smollm2:135m  present  (first, second)" in served.stdout
+    crew.write_text(crew.read_text().replace('"smollm2:135m"', '"llama3.2"'))
+    other = cockpit("check", "--probe", str(crew))
+    assert other.returncode == 1
+    assert "    llama3.2  missing  (first, second): the embedded engine serves only " \
+           "smollm2:135m" in other.stdout
+    assert other.stderr == ("cockpit: llama3.2 is missing for first, second: name the "
+                            "embedded engine's model\n")

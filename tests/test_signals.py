@@ -347,5 +347,5 @@ async def test_help_lists_ctrl_c(tmp_path: Path) -> None:
             await pilot.pause()
             table = app.screen.query_one(DataTable)
             rows = [[str(cell) for cell in table.get_row(key)] for key in table.rows]
-            ctrl_c = app.get_key_display(app._bindings.key_to_bindings["ctrl+c"][0])
-            assert [row[1] for row in rows if row[0] == ctrl_c] == ["Quit"]
+            listed = [row[1] for row in rows if "ctrl+c" in row[0].split(", ")]
+            assert listed == ["Quit"]

@@ -35,6 +35,7 @@ from cockpit.core.eventlog import EventLog, LogError
 from cockpit.core.sources import OwnedSource, Source
 from cockpit.core.state import AgentStatus, SessionState
 from cockpit.ui.bridge import Bridge, urgent
+from cockpit.ui.notifier import Notifier
 from cockpit.ui.screens.approval_inbox import ApprovalInboxScreen
 from cockpit.ui.screens.cockpit import CockpitScreen
 from cockpit.ui.themes import ThemeError, load_theme, load_themes, theme_dirs, watch_themes
@@ -100,6 +101,8 @@ class CockpitApp(App[int]):
         """The viewer left a crew that goes on (the CLI says how to come back)."""
         self.owner_gone: str | None = None
         """Why the session's owner is gone, once it is (the crew no longer runs)."""
+        self.notifier = Notifier(self)
+        """Rings and notifies for live endings and approvals (`[notify]`)."""
         self._stack = contextlib.AsyncExitStack()
         self._theme_directories = theme_directories or theme_dirs()
         self._watch_themes = watch_themes
@@ -151,6 +154,7 @@ class CockpitApp(App[int]):
             self.exit(2, return_code=2, message=f"cockpit: {error}")
             return
         self.log_store = log
+        await self.notifier.start(log)  # before the source feeds its history
         bus = EventBus()
         self.bridge = bridge = Bridge(bus.subscribe(urgent), self.apply_events,
                                       self.call_after_refresh)
@@ -228,6 +232,7 @@ class CockpitApp(App[int]):
         """Leave the session: stop the crew if asked (the source knows how), and close the
         log."""
         self.cockpit.ready = False  # the panes are going away; the view still folds
+        await self.notifier.aclose()
         try:
             try:
                 await self.source.close(self.stop_crew)
@@ -255,6 +260,11 @@ class CockpitApp(App[int]):
             if agent is None:
                 if isinstance(event, ev.CrewUpdated | ev.CrewRejected):
                     crew_news.append(event)
+                elif isinstance(event, ev.SessionResumed):  # where the crash was, in each
+                    for name in view.agents:                 # pane that goes on from it
+                        if view.goes_on(name, event.only):
+                            segments.setdefault(name, []).append(("event", event))
+                            concerned.add(name)
                 continue
             if early and urgent(event):
                 concerned.add(agent)
@@ -283,6 +293,7 @@ class CockpitApp(App[int]):
                                          concerned if early else None)
             self.update_title()
             self.events_applied.publish(events)
+        self.notifier.frame(events)
 
     def _crew_news(self, event: ev.CrewUpdated | ev.CrewRejected) -> None:
         """The crew file was edited: new agents get a pane; an edit that did not validate is
@@ -302,12 +313,11 @@ class CockpitApp(App[int]):
         for agent in self.view.agents.values():
             counts[agent.status] = counts.get(agent.status, 0) + 1
         running = sum(counts.get(s, 0) for s in (AgentStatus.STREAMING, AgentStatus.THINKING,
-                                                   AgentStatus.QUEUED, AgentStatus.RETRYING,
-                                                   AgentStatus.STALLED))
+                                                   AgentStatus.RETRYING, AgentStatus.STALLED))
         parts = [f"{running} streaming", f"{counts.get(AgentStatus.FINISHED, 0)} finished",
                  f"{counts.get(AgentStatus.FAILED, 0)} failed"]
-        for status in (AgentStatus.CALLING, AgentStatus.WAITING_HOST, AgentStatus.PAUSED,
-                       AgentStatus.STOPPED, AgentStatus.WAITING):
+        for status in (AgentStatus.QUEUED, AgentStatus.CALLING, AgentStatus.WAITING_HOST,
+                       AgentStatus.PAUSED, AgentStatus.STOPPED, AgentStatus.WAITING):
             if counts.get(status):
                 parts.append(f"{counts[status]} {status}")
         if waiting := len(self.view.approvals):  # first: the one part that asks for a person

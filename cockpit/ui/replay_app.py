@@ -19,6 +19,7 @@ from textual.widgets import Footer, Static
 from cockpit.core.replay import Player, Timeline
 from cockpit.core.sources import ReplaySource
 from cockpit.core.state import SessionState
+from cockpit.core.text import one_line
 from cockpit.ui.marks import LABELS, RANK, mark
 from cockpit.ui.screens.cockpit import CockpitScreen
 
@@ -135,9 +136,10 @@ class ReplayScreen(CockpitScreen):
         self.refresh_bindings()
         self.set_interval(0.1, self.refresh_bar)
 
-    def action_play_pause(self) -> None:
+    async def action_play_pause(self) -> None:
+        """Play or pause; at the end, play again from the start."""
         assert self.player is not None
-        self.player.toggle()
+        await self.player.play_pause()
         self.refresh_bar()
 
     def action_speed(self, step: int) -> None:
@@ -185,9 +187,9 @@ class ReplayScreen(CockpitScreen):
         with app.batch_update():
             for name, pane in self.panes.items():
                 pane.restart()
-                agent = state.agents.get(name)
-                if agent is None:
-                    continue
+                # Before the first event (`home`) no agent exists yet: each pane shows its
+                # agent as the crew declares it, before it started.
+                agent = state.agents.get(name) or self._composed_state(self.crew, name)
                 pane.append(agent.output if agent.output is not None else agent.partial)
                 pane.flush_pending()
                 pane.show_state(agent, now)
@@ -196,7 +198,7 @@ class ReplayScreen(CockpitScreen):
         self.refresh_bar()
 
     def title_text(self) -> str:
-        return f"cockpit replay · {self.crew.name} · {self.app.session}"
+        return f"cockpit replay · {one_line(self.crew.name, 60)} · {self.app.session}"
 
 
 async def open_replay(db: Path, ref: str, *, speed: float = 1.0, **options: Any) -> CockpitApp:

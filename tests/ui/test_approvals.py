@@ -262,8 +262,14 @@ async def test_the_inspector_shows_every_version_of_a_board_key(db: Path) -> Non
             assert re.fullmatch(r"\d\d:\d\d:\d\d", when)
 
             await pilot.press("e")
-            await wait_until(lambda: input_ready(app), what="the edit prompt")
-            await pilot.press("ctrl+u", *"mine", "enter")
+            from textual.widgets import TextArea
+
+            from cockpit.ui.screens.value_editor import ValueEditor
+            await wait_until(lambda: isinstance(app.screen, ValueEditor)
+                             and isinstance(app.focused, TextArea), what="the value editor")
+            editor = app.screen.query_one(TextArea)
+            editor.text = "mine"
+            await pilot.press("ctrl+s")
             await wait_until(lambda: app.view.board["plan"].version == 2, what="version 2")
             await wait_until(lambda: len(versions()) == 2, what="two versions shown")
             assert [(v, by, via, value) for v, _, by, via, value in versions()] == [

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from textual import events
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, TextArea
 
 from cockpit.core import events as ev
 from cockpit.core.eventlog import EventLog
@@ -16,6 +16,7 @@ from cockpit.ui.screens.cockpit import CockpitScreen
 from cockpit.ui.screens.help import HelpScreen
 from cockpit.ui.screens.inspector import InspectorScreen
 from cockpit.ui.screens.modals import ConfirmModal, InputModal
+from cockpit.ui.screens.value_editor import ValueEditor
 from cockpit.ui.widgets.agent_grid import MIN_PANE_HEIGHT
 from cockpit.ui.widgets.agent_pane import AgentPane
 from cockpit.ui.widgets.stream_view import StreamView
@@ -49,6 +50,11 @@ def input_ready(app: CockpitApp) -> bool:
     """An input modal is up and its input has the focus. Keys typed before that (a loaded
     machine can take a while to mount the modal) would go to the screen underneath."""
     return isinstance(app.screen, InputModal) and isinstance(app.focused, Input)
+
+
+def editor_ready(app: CockpitApp) -> bool:
+    """The board value editor is up and its text area has the focus (see `input_ready`)."""
+    return isinstance(app.screen, ValueEditor) and isinstance(app.focused, TextArea)
 
 
 async def logged(db: Path) -> list[ev.BaseEvent]:
@@ -168,8 +174,8 @@ async def test_board_edit_is_a_state_set_by_the_person(db: Path) -> None:
                              what="the board shown")
             assert app.screen.query_one("#board", DataTable).row_count == 2
             await pilot.press("e")
-            await wait_until(lambda: input_ready(app), what="edit modal")
-            await pilot.press("ctrl+u", *"new topic", "enter")
+            await wait_until(lambda: editor_ready(app), what="the value editor")
+            await pilot.press("f7", *"new topic", "ctrl+s")  # select all, type over it, save
             await wait_until(lambda: app.view.board["topic"].value == "new topic",
                              what="the edit to come back as an event")
             assert app.view.board["topic"].by == "person"
@@ -186,9 +192,9 @@ async def test_keys_that_arrive_in_one_burst_are_applied_in_order(db: Path) -> N
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(lambda: "version" in app.view.board, what="board loaded")
             await pilot.press("s", "e")
-            await wait_until(lambda: input_ready(app), what="edit modal")
-            for key, character in [("ctrl+u", None), ("0", "0"), ("full_stop", "."),
-                                   ("3", "3"), ("enter", "\r")]:
+            await wait_until(lambda: editor_ready(app), what="the value editor")
+            for key, character in [("end", None), ("ctrl+u", None), ("0", "0"),
+                                   ("full_stop", "."), ("3", "3"), ("ctrl+s", None)]:
                 app.post_message(events.Key(key, character))  # all at once, as the driver does
             await wait_until(lambda: app.view.board["version"].value == "0.3",
                              what="the edit to come back as an event")
@@ -259,7 +265,7 @@ async def test_a_key_press_takes_effect_within_frames_while_8_agents_stream(db: 
             assert any(a.status != "paused" for a in app.view.agents.values())
 
 
-async def test_help_lists_every_key_and_zoom_maximizes(db: Path) -> None:
+async def test_help_lists_every_key_and_zoom_shows_one_pane(db: Path) -> None:
     async with FakeOllama({"m1": ModelScript(tokens=["x"])}) as fake:
         app = app_for(fake, db, [{"name": "a"}, {"name": "b"}])
         async with app.run_test(size=SIZE) as pilot:
@@ -271,9 +277,9 @@ async def test_help_lists_every_key_and_zoom_maximizes(db: Path) -> None:
             assert {"Pause/resume", "Redirect", "Stop", "Restart", "State", "Events", "Zoom",
                     "Approvals", "Tool details", "Quit", "Palette"} <= keys
             await pilot.press("escape", "2", "z")
-            await wait_until(lambda: app.screen.maximized is pane(app, "b"), what="b zoomed")
+            await wait_until(lambda: app.cockpit.grid.zoomed is pane(app, "b"), what="b zoomed")
             await pilot.press("z")
-            await wait_until(lambda: app.screen.maximized is None, what="zoomed out")
+            await wait_until(lambda: app.cockpit.grid.zoomed is None, what="zoomed out")
 
 
 async def test_keymap_remaps_a_key(db: Path) -> None:
@@ -296,6 +302,10 @@ async def test_grid_adapts_and_pages_without_squashing(db: Path, count: int) -> 
             def on_page() -> list[AgentPane]:
                 return [p for p in app.cockpit.query(AgentPane) if p.display and
                         not p.has_class("-off-page")]
+
+            if count > 9:  # past nine agents the cockpit opens on the agents table
+                await wait_until(lambda: app.cockpit.agents_table.shown, what="the table")
+                await pilot.press("v")
 
             # The first layout may precede the grid's resize handler, which pages the panes.
             await wait_until(lambda: bool(on_page()) and all(

@@ -130,8 +130,43 @@ async def test_resume_in_the_tui_continues_the_reply_on_screen(db: Path) -> None
             await wait_until(lambda: str(app.view.agents["a"].status) == "finished",
                              what="the resumed agent to finish")
             await pilot.pause()
-            shown = " ".join(" ".join(app.cockpit.panes["a"].body.lines).split())
+            lines = app.cockpit.panes["a"].body.lines
+            marks = [line for line in lines if line.startswith("── ")]
+            assert len(marks) == 1 and marks[0].startswith("── interrupted at ")  # the quit
+            shown = " ".join(" ".join(line for line in lines if line not in marks).split())
             assert shown == " ".join("".join(WORDS).split())  # nothing lost or repeated
         async with EventLog.open(db, create=False) as log:
             types = [e.type async for e in log.iter_events(found.state.session)]  # type: ignore[attr-defined]
     assert types.count("session_resumed") == 1 and types[-1] == "session_finished"
+
+
+async def test_space_at_the_end_plays_again_and_home_shows_the_empty_start(db: Path) -> None:
+    await record(db)
+    app = await open_replay(db, "last", speed=16)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(lambda: app.source.player is not None
+                         and app.source.player.cursor == len(app.source.timeline),
+                         what="the replay's end")
+        player = app.source.player
+        assert player is not None
+        await wait_until(lambda: app.view.outcome == "finished", what="the last frame")
+        cursors: list[int] = []  # where the player is at each frame from here on
+        app.events_applied.subscribe(app, lambda _: cursors.append(player.cursor),
+                                     immediate=True)
+        await pilot.press("space")  # at the end: from the start again, playing
+        await wait_until(lambda: 0 in cursors, what="the seek back to the start")
+        await wait_until(lambda: player.cursor == len(app.source.timeline)
+                         and app.view.outcome == "finished", what="the end, played again")
+        again = cursors[cursors.index(0):]
+        assert player.playing and len(again) > 1 and again == sorted(again)
+
+        await pilot.press("full_stop")  # stepping pauses (there is nothing left to step)
+        await wait_until(lambda: not player.playing, what="paused")
+        await pilot.press("home")
+        await wait_until(lambda: player.cursor == 0, what="the start")
+        await pilot.pause()
+        panes = app.cockpit.panes
+        # Before the first event: every pane as the crew declares it, nothing counted yet.
+        assert "queued" in str(panes["a"].header.render())
+        assert "waiting" in str(panes["c"].header.render())
+        assert all(str(p.counts.render()).startswith("0 tok") for p in panes.values())

@@ -16,15 +16,22 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from cockpit.core import events as ev
 from cockpit.core.config import CrewConfig
+from cockpit.core.notify import approvals_line, endings_line
 from cockpit.core.state import RUNNING, AgentState, AgentStatus
 from cockpit.core.text import one_line
+from cockpit.ui.aliases import host_aliases
 from cockpit.ui.screens.approval_inbox import ApprovalInboxScreen
-from cockpit.ui.widgets.agent_grid import AgentGrid
+from cockpit.ui.screens.reading import PaneReading, SearchBar
+from cockpit.ui.widgets.agent_grid import MAX_PER_PAGE, AgentGrid
 from cockpit.ui.widgets.agent_pane import AgentPane, Segment
+from cockpit.ui.widgets.agents_table import AgentsTable
+from cockpit.ui.widgets.flash_line import FLASH_SECONDS as FLASH_LINE_SECONDS
+from cockpit.ui.widgets.flash_line import FlashLine
+from cockpit.ui.widgets.footer import CockpitFooter
 
 if TYPE_CHECKING:
     from cockpit.core.commands import SessionCommands
@@ -32,13 +39,25 @@ if TYPE_CHECKING:
     from cockpit.ui.app import CockpitApp
 
 FLASH_SECONDS = 1.5
+HINT_SECONDS = 15.0
+ENDINGS = "endings"
+"""The flash line's key while it lists agents that ended."""
+ENDED_SECONDS = 6.0
+FAILED_SECONDS = 12.0
+APPROVAL_SECONDS = 20.0
+"""How long the flash line says that a call waits (the title bar says it until decided)."""
 LOG_BANNER = ("Event log not writable: {cause} — agents paused; they resume when it accepts "
               "writes. Nothing is lost.")
 
 PAUSABLE = RUNNING | {AgentStatus.PAUSED}
 STOPPABLE = RUNNING | {AgentStatus.PAUSED, AgentStatus.WAITING}
-RESTARTABLE = frozenset({AgentStatus.FAILED, AgentStatus.STOPPED})
+REDIRECTABLE = PAUSABLE | {AgentStatus.FINISHED}
+"""`r`: a running or paused agent is redirected, a finished one asked a follow-up."""
+RESTARTABLE = frozenset({AgentStatus.FAILED, AgentStatus.STOPPED, AgentStatus.FINISHED})
+"""`R`: a failed or stopped agent starts again; a finished one re-runs (after asking)."""
 CHECKED_ACTIONS = ("pause", "redirect", "stop", "restart", "page")
+EXPLAINED = frozenset({*CHECKED_ACTIONS, "pause_all"})
+"""The actions whose keys say why when they do not apply."""
 INTERVENTIONS = frozenset({"pause", "pause_all", "redirect", "stop", "restart"})
 """The keys that command the session: not offered where nothing can be commanded."""
 """The actions whose keys `check_action` may dim."""
@@ -58,7 +77,7 @@ class LogBanner(Static):
     """
 
 
-class CockpitScreen(Screen[None]):
+class CockpitScreen(PaneReading, Screen[None]):
     """All agents at once."""
 
     CSS_PATH = "cockpit.tcss"
@@ -68,23 +87,51 @@ class CockpitScreen(Screen[None]):
         Binding("P", "pause_all", "Pause all", id="cockpit.pause_all",
                 tooltip="Pause every running agent, or resume them all"),
         Binding("r", "redirect", "Redirect", id="cockpit.redirect",
-                tooltip="Cut the reply off and give the agent a new instruction"),
+                tooltip="Cut the reply off and give the agent a new instruction; a finished "
+                        "agent is asked a follow-up"),
         Binding("x", "stop", "Stop", id="cockpit.stop", tooltip="Stop the focused agent (asks)"),
         Binding("R", "restart", "Restart", id="cockpit.restart",
-                tooltip="Start a failed or stopped agent again"),
+                tooltip="Start a failed or stopped agent again; re-run a finished one (asks)"),
         Binding("a", "approvals", "Approvals", id="cockpit.approvals",
                 tooltip="Tool calls waiting for a decision: approve, deny or edit them"),
         Binding("s", "inspector", "State", id="cockpit.inspector",
                 tooltip="The shared board, the conversation and the hosts"),
         Binding("l", "event_log", "Events", id="cockpit.events", tooltip="Live event log"),
         Binding("z", "zoom", "Zoom", id="cockpit.zoom", tooltip="Focused pane full screen"),
+        Binding("v", "agents_table", "Table", id="cockpit.agents_table",
+                tooltip="Every agent as a row, in place of the panes (v again for the panes); "
+                        "S or a header click sorts, enter zooms the agent's pane"),
+        Binding("slash", "search", "Search", id="cockpit.search",
+                tooltip="Find text in the focused pane; n and N move between the matches"),
+        Binding("y", "copy_reply", "Copy", id="cockpit.copy", show=False,
+                tooltip="Copy the focused agent's reply (OSC 52: works over SSH)"),
+        Binding("o", "pager", "Pager", id="cockpit.pager", show=False,
+                tooltip="Open the focused agent's reply in $PAGER (or $EDITOR)"),
+        Binding("m", "markdown", "Markdown", id="cockpit.markdown", show=False,
+                tooltip="Show finished replies rendered as Markdown, or plain"),
+        Binding("n", "next_match(1)", "Next match", id="cockpit.next_match", show=False,
+                tooltip="The next match of the search"),
+        Binding("N", "next_match(-1)", "Previous match", id="cockpit.previous_match",
+                show=False, tooltip="The previous match of the search"),
+        Binding("j,down", "scroll(1)", "Scroll down", id="cockpit.scroll_down", show=False,
+                tooltip="Scroll the focused pane down a line"),
+        Binding("k,up", "scroll(-1)", "Scroll up", id="cockpit.scroll_up", show=False,
+                tooltip="Scroll the focused pane up a line (stops following the end)"),
+        Binding("pagedown", "scroll_page(1)", "Page down", id="cockpit.page_down", show=False,
+                tooltip="Scroll the focused pane down a page"),
+        Binding("pageup", "scroll_page(-1)", "Page up", id="cockpit.page_up", show=False,
+                tooltip="Scroll the focused pane up a page"),
+        Binding("g", "scroll_start", "Top", id="cockpit.top", show=False,
+                tooltip="The start of the focused pane"),
+        Binding("escape", "clear_search", "Clear search", id="cockpit.clear_search",
+                show=False, tooltip="Stop highlighting the search's matches"),
         Binding("t", "thinking", "Thinking", id="cockpit.thinking", show=False,
                 tooltip="Show or hide the focused agent's thinking"),
         Binding("c", "tool_details", "Tool details", id="cockpit.tool_details", show=False,
                 tooltip="Show or hide the focused pane's tool arguments and results"),
         Binding("ctrl+r", "revive", "Resume session", id="cockpit.revive",
                 tooltip="The session's owner died: continue the session in a new one"),
-        Binding("end", "follow", "Follow", id="cockpit.follow", show=False,
+        Binding("end,G", "follow", "Follow", id="cockpit.follow", show=False,
                 tooltip="Scroll to the end and follow new text"),
         Binding("right_square_bracket", "page(1)", "Next page", id="cockpit.next_page",
                 show=False, tooltip="Next page of panes"),
@@ -117,6 +164,10 @@ class CockpitScreen(Screen[None]):
         """The cause the banner shows (None: hidden)."""
         self._approvals: tuple[str, ...] = ()
         """The pending calls the panes show, oldest first (`view.approvals`)."""
+        self.flash_line = FlashLine(id="flash-line")
+        self._finished: list[str] = []
+        self._failed: dict[str, str] = {}
+        """The endings the flash line lists while it shows them (`ENDINGS`): agent -> error."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -126,15 +177,22 @@ class CockpitScreen(Screen[None]):
         yield self.owner_banner
         view = self.app.view
         panes = []
+        aliases = host_aliases(self.crew.all_hosts())
         for number, agent in enumerate(self.crew.agents, start=1):
             state = view.agents.get(agent.name) or self._composed_state(self.crew, agent.name)
             pane = AgentPane(state, number)
+            pane.host_aliases = aliases
             self.panes[agent.name] = pane
             self._composed[agent.name] = state
             panes.append((pane, state))
         self.grid = AgentGrid([pane for pane, _ in panes])
         yield self.grid
-        yield Footer()
+        self.agents_table = AgentsTable()
+        yield self.agents_table
+        self.search_bar = SearchBar(id="search-bar")
+        yield self.search_bar
+        yield self.flash_line
+        yield CockpitFooter()
         self._initial = panes
 
     def on_mount(self) -> None:
@@ -154,8 +212,23 @@ class CockpitScreen(Screen[None]):
         self.app.events_applied.subscribe(self, lambda _: self._show_session(), immediate=True)
         self._keys_for = self._key_states()  # what the footer was composed with
         first = next(iter(self.panes.values()))
-        first.focus()
+        if len(self.panes) > MAX_PER_PAGE:  # more than a page of panes: the table reads best
+            self.show_agents_table(True)
+        else:
+            first.focus()
         self.set_interval(1.0, self._tick)
+        self.flash(self.first_hint(), timeout=HINT_SECONDS)
+
+    def first_hint(self) -> str:
+        """The three keys that matter, said once at the start."""
+        def key(name: str, default: str) -> str:
+            return self.app.key_display(name, default)
+
+        every = f"{key('cockpit.help', '?')} every key"
+        if self.app.source.plays:
+            return f"space plays or pauses · ← → seek · {every}"
+        return f"{key('cockpit.pause', 'p')} pauses · {key('cockpit.redirect', 'r')} " \
+               f"redirects · {every}"
 
     # -- from the bridge -----------------------------------------------------------------------
 
@@ -210,11 +283,9 @@ class CockpitScreen(Screen[None]):
             pane.show_approvals([p for p in approvals.values() if p.agent == name])
         if fresh and self.app.commands is not None and \
                 not isinstance(self.app.screen, ApprovalInboxScreen):  # it lists them
-            first = fresh[0]
-            what = f"{first.agent} asks to run {one_line(first.tool, 60)}" if len(fresh) == 1 \
-                else f"{len(fresh)} calls ask for approval"
-            self.notify(f"{what} — press {self.app.key_display('cockpit.approvals', 'a')}",
-                        title="Approval needed", severity="warning", markup=False, timeout=6)
+            what = approvals_line([(p.agent or "", p.tool) for p in fresh])
+            self.flash(f"{what} — press {self.app.key_display('cockpit.approvals', 'a')}",
+                       "warning", APPROVAL_SECONDS, key="approvals")
 
     def show_log_state(self) -> None:
         """The banner while the event log refuses writes (`view.log_stuck`), hidden after."""
@@ -274,7 +345,15 @@ class CockpitScreen(Screen[None]):
 
     def title_text(self) -> str:
         where = f" · {self.app.session}" if self.app.source.quit == "detach" else ""
-        return f"cockpit · {self.crew.name}{where}"
+        grid = getattr(self, "grid", None)
+        if grid is not None and not grid.display:  # the agents table is shown instead
+            grid = None
+        if grid is not None and grid.zoomed is not None:
+            zoom = self.app.key_display("cockpit.zoom", "z")
+            where += f" · zoomed on {grid.zoomed.agent_name} ({zoom})"
+        elif grid is not None and grid.pages > 1:
+            where += f" · page {grid.page + 1}/{grid.pages} · [ ]"
+        return f"cockpit · {one_line(self.crew.name, 60)}{where}"
 
     def crew_changed(self, crew: CrewConfig, added: list[str]) -> None:
         """The crew as updated; each agent that joined gets a pane at the end."""
@@ -286,6 +365,7 @@ class CockpitScreen(Screen[None]):
             state = self.app.view.agents.get(name) or self._composed_state(crew, name)
             pane = AgentPane(state, len(self.panes) + 1)
             pane.keys = next(iter(self.panes.values())).keys
+            pane.host_aliases = host_aliases(crew.all_hosts())
             self.panes[name] = pane
             self._composed[name] = state
             self.grid.panes.append(pane)
@@ -326,28 +406,38 @@ class CockpitScreen(Screen[None]):
                 self.panes[name].show_state(agent, now)
 
     def _attention(self, ended: list[ev.BaseEvent]) -> None:
-        for event in ended:
+        """Agents that ended: their panes blink, and one flash line lists them. Endings that
+        come while it shows them join it (`finished: tips, mistakes · failed: note`) instead
+        of replacing it. History an attached viewer is fed is not news: no blink, no line."""
+        news = [event for event in ended if self.app.notifier.is_news(event)]
+        if not news:
+            return
+        for event in news:
             pane = self.panes.get(event.agent or "")
             if pane is not None:
                 pane.add_class("-flash")
                 self.set_timer(FLASH_SECONDS, lambda p=pane: p.remove_class("-flash"))
-        if len(ended) == 1:
-            event = ended[0]
+        if not self.flash_line.showing(ENDINGS):
+            self._finished, self._failed = [], {}
+        for event in news:
+            name = event.agent or ""
+            if name in self._finished:
+                self._finished.remove(name)
+            self._failed.pop(name, None)
             if isinstance(event, ev.AgentFailed):
-                self.notify(f"{event.agent} failed: {one_line(event.error, 200)}",
-                            severity="error", markup=False, timeout=8)
+                self._failed[name] = event.error
             else:
-                self.notify(f"{event.agent} finished", markup=False)
-            return
-        failed = [e.agent or "" for e in ended if isinstance(e, ev.AgentFailed)]
-        finished = [e.agent or "" for e in ended if isinstance(e, ev.AgentFinished)]
-        summary = []
-        if finished:
-            summary.append(f"finished: {', '.join(finished)}")
-        if failed:
-            summary.append(f"failed: {', '.join(failed)}")
-        self.notify("; ".join(summary), title=f"{len(ended)} agents need attention",
-                    severity="error" if failed else "information", markup=False, timeout=8)
+                self._finished.append(name)
+        failed = list(self._failed.items())
+        self.flash(endings_line(self._finished, failed), "error" if failed else "information",
+                   FAILED_SECONDS if failed else ENDED_SECONDS, key=ENDINGS)
+
+    def flash(self, text: str, severity: str = "information",
+              timeout: float = FLASH_LINE_SECONDS, *, key: str | None = None) -> None:
+        """Say `text` on the flash line above the footer for `timeout` seconds; it replaces
+        what the line said. `text` may be untrusted (a name, an error): it is shown as plain,
+        sanitised text. `severity` is "information", "warning" or "error"."""
+        self.flash_line.flash(text, severity, timeout, key=key)
 
     # -- focus ---------------------------------------------------------------------------------
 
@@ -384,7 +474,7 @@ class CockpitScreen(Screen[None]):
         visible = [p for p in grid.panes if not p.has_class("-off-page")]
         if visible:
             visible[0].focus()
-        self.notify(f"page {grid.page + 1} of {grid.pages}", timeout=1.5)
+        self.app.update_title()  # the title says which page
 
     # -- interventions -------------------------------------------------------------------------
 
@@ -397,7 +487,7 @@ class CockpitScreen(Screen[None]):
         agent = self.focused_agent
         status = agent.status if agent is not None else None
         allowed = {
-            "pause": PAUSABLE, "redirect": PAUSABLE, "stop": STOPPABLE,
+            "pause": PAUSABLE, "redirect": REDIRECTABLE, "stop": STOPPABLE,
             "restart": RESTARTABLE,
         }.get(action)
         if allowed is not None:
@@ -405,6 +495,46 @@ class CockpitScreen(Screen[None]):
         if action == "page":
             return True if self.grid.pages > 1 else None
         return True
+
+    def on_key(self, event: events.Key) -> None:
+        """A key whose action does not apply now says why in the flash line, instead of
+        doing nothing (Textual skips a dimmed binding and hands the key on, to here)."""
+        for node, bindings in self._binding_chain:
+            if node is not self:
+                continue
+            for binding in bindings.key_to_bindings.get(event.key, []):
+                action = binding.action.split("(")[0]
+                if action in EXPLAINED and self.check_action(action, ()) is not True:
+                    event.stop()
+                    self.flash(self.why_not(action), severity="warning")
+                    return
+
+    def why_not(self, action: str) -> str:
+        """Why the key of `action` does nothing for the selected agent now."""
+        if self.app.commands is None:
+            if self.app.owner_gone is not None:
+                revive = self.app.key_display("cockpit.revive", "ctrl+r")
+                return f"the session is not running: {revive} resumes it"
+            return "nothing here can be commanded: this is a replay"
+        if action == "page":
+            return "every pane fits on this page"
+        agent = self.focused_agent
+        if agent is None:
+            return "no agent selected"
+
+        def key(name: str, default: str) -> str:
+            return self.app.key_display(f"cockpit.{name}", default)
+
+        name, status = agent.name, agent.status
+        if status is AgentStatus.FINISHED:
+            return f"{name} is finished: {key('redirect', 'r')} asks a follow-up, " \
+                   f"{key('restart', 'R')} runs it again"
+        if status in RESTARTABLE:
+            return f"{name} {status}: {key('restart', 'R')} starts it again"
+        if status is AgentStatus.WAITING:
+            after = ", ".join(agent.after) or "its dependencies"
+            return f"{name} waits for {after}: {key('stop', 'x')} stops it"
+        return f"{name} is {status}: that key does not apply now"
 
     def action_pause(self) -> None:
         if (target := self._target()) is None:
@@ -426,19 +556,25 @@ class CockpitScreen(Screen[None]):
             self._command(commands.resume_all, "resumed every paused agent")
 
     def action_redirect(self) -> None:
-        from cockpit.ui.screens.modals import RedirectModal
+        """Redirect a running or paused agent; ask a finished one a follow-up (the same
+        command: the session decides which it is)."""
+        from cockpit.ui.screens.modals import InputModal, RedirectModal
 
         if (target := self._target()) is None:
             return
         commands, agent = target
         name = agent.name
+        follow_up = agent.status is AgentStatus.FINISHED
 
         def send(instruction: str | None) -> None:
             if instruction:
                 self._command(lambda: commands.redirect(name, instruction),
-                              f"redirected {name}")
+                              f"asked {name} a follow-up" if follow_up else f"redirected {name}")
 
-        self.app.push_screen(RedirectModal(name), send)
+        modal = InputModal(f"Ask {name} a follow-up: a new turn of the same conversation. Its "
+                           f"answer becomes outputs.{name}.", placeholder="Follow-up") \
+            if follow_up else RedirectModal(name)
+        self.app.push_screen(modal, send)
 
     def action_stop(self) -> None:
         from cockpit.ui.screens.modals import ConfirmModal
@@ -458,11 +594,26 @@ class CockpitScreen(Screen[None]):
         self.app.push_screen(ConfirmModal(f"Stop {name}?{warning}", yes="Stop"), decided)
 
     def action_restart(self) -> None:
+        """Start a failed or stopped agent again; re-run a finished one from its opening,
+        once confirmed (its answer would be replaced)."""
+        from cockpit.ui.screens.modals import ConfirmModal
+
         if (target := self._target()) is None:
             return
         commands, agent = target
         name = agent.name
-        self._command(lambda: commands.restart(name), f"restarted {name}")
+        if agent.status is not AgentStatus.FINISHED:
+            self._command(lambda: commands.restart(name), f"restarted {name}")
+            return
+
+        def decided(again: bool | None) -> None:
+            if again:
+                self._command(lambda: commands.restart(name), f"re-running {name}")
+
+        self.app.push_screen(ConfirmModal(
+            f"Run {name} again from its opening?\nIts conversation starts over; its answers "
+            f"so far stay in the log, and outputs.{name} holds the new answer once it "
+            "finishes.", yes="Re-run"), decided)
 
     def _target(self) -> tuple[SessionCommands, AgentState] | None:
         """Where commands go and the selected agent, when both exist."""
@@ -476,11 +627,48 @@ class CockpitScreen(Screen[None]):
 
     # -- views ---------------------------------------------------------------------------------
 
-    def action_zoom(self) -> None:
-        if self.maximized is not None:
-            self.minimize()
+    def action_agents_table(self) -> None:
+        """`v`: the agents table in place of the panes, or the panes again."""
+        self.show_agents_table(not self.agents_table.shown)
+
+    def show_agents_table(self, shown: bool) -> None:
+        """The table (its cursor on the selected agent) or the grid (the selected pane
+        focused): one of the two, never both."""
+        self.grid.display = not shown
+        self.agents_table.show(shown, self.selected)
+        if shown:
+            self.agents_table.focus()
         elif (pane := self.focused_pane) is not None:
-            self.maximize(pane, container=False)
+            self.grid.show_pane(pane)
+            pane.focus()
+        self.app.update_title()  # a zoom or a page is the grid's, not the table's
+
+    def on_agents_table_highlighted(self, message: AgentsTable.Highlighted) -> None:
+        """The table's cursor is the selection: interventions act on its row."""
+        if message.agent in self.panes and message.agent != self.selected:
+            self.selected = message.agent
+            self._refresh_keys()
+
+    def on_agents_table_chosen(self, message: AgentsTable.Chosen) -> None:
+        """`enter` on a row: the panes again, with that agent's zoomed."""
+        if message.agent not in self.panes:
+            return
+        self.selected = message.agent
+        self.show_agents_table(False)
+        if self.grid.zoomed is None:
+            self.action_zoom()
+
+    def action_zoom(self) -> None:
+        """The focused pane alone, under the title bar (which says so), or the grid again."""
+        if self.grid.zoomed is not None:
+            self.grid.zoom(None)
+        elif (pane := self.focused_pane) is not None:
+            self.grid.zoom(pane)
+        self.app.update_title()
+
+    def action_clear_search(self) -> None:
+        if self.clear_search():
+            self.flash("search cleared")
 
     def action_thinking(self) -> None:
         if (pane := self.focused_pane) is not None:

@@ -1,5 +1,9 @@
 """`l`: the event log, tailing live from the bus; older pages come from SQLite.
 
+It subscribes to the bus before it reads the newest page from the log, and keeps what arrives
+while it reads: an event published in between would otherwise be in neither (not committed when
+read, not heard). The page and what arrived are merged by `seq`, each event once.
+
 Filter by typing words: an agent's name, an event type, a mark (`tool`, `approval`, `message`,
 `check`, `intervention`, ...), or several (`writer tool`).
 """
@@ -17,6 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Input
 
 from cockpit.core import events as ev
 from cockpit.core.describe import call_line, describe, result_line
+from cockpit.core.eventlog import LogError
 from cockpit.core.text import one_line
 from cockpit.ui.marks import event_mark, mark_kind
 
@@ -30,6 +35,14 @@ MAX_ROWS = 5000
 ACTING = (ev.ApprovalRequested, ev.ApprovalDecided, ev.MessageSent, ev.MessageDelivered,
           ev.AgentWoken, ev.WakeRefused, ev.OutputChecked)
 """Events `describe` words better than their fields would."""
+
+
+def merged(page: list[ev.BaseEvent], arrived: list[ev.BaseEvent]) -> list[ev.BaseEvent]:
+    """The page read from the log, then what the bus delivered that it does not hold (by
+    `seq`, which increases along the session): every event once, in order."""
+    last = page[-1].seq if page else 0
+    fresh = sorted({e.seq: e for e in arrived if e.seq > last}.values(), key=lambda e: e.seq)
+    return [*page, *fresh]
 
 
 def summarise(event: ev.BaseEvent) -> str:
@@ -74,6 +87,8 @@ class EventLogScreen(Screen[None]):
         self.rows: list[ev.BaseEvent] = []
         self.oldest_id: int | None = None
         self.words: set[str] = set()
+        self.arrived: list[ev.BaseEvent] | None = None
+        """While the first page is read: the events the bus delivered meanwhile."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -85,13 +100,24 @@ class EventLogScreen(Screen[None]):
     async def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("seq", "time", "", "agent", "type", "what")
+        self.arrived = []
+        self.app.events_applied.subscribe(self, self.on_events)  # first: see the docstring
+        page: list[ev.BaseEvent] = []
         log, session = self.app.log_store, self.app.session
         if log is not None and session is not None:
-            await log.flush()
-            self.rows = await log.events_before(session, None, PAGE)
-            self.oldest_id = self.rows[0].id if self.rows else None
+            table.loading = True  # a log that cannot be written holds the flush up
+            try:
+                await log.flush()
+                page = await log.events_before(session, None, PAGE)
+            except LogError as error:  # the log gave up: say so, and show what was heard
+                self.notify(str(error), title="Event log not read", severity="error",
+                            markup=False)
+            finally:
+                table.loading = False
+        arrived, self.arrived = self.arrived, None
+        self.rows = merged(page, arrived)
+        self.oldest_id = self.rows[0].id if self.rows else None
         self.rebuild()
-        self.app.events_applied.subscribe(self, self.on_events)
         table.focus()
 
     def matches(self, event: ev.BaseEvent) -> bool:
@@ -116,6 +142,9 @@ class EventLogScreen(Screen[None]):
                       Text(getattr(event, "type", "")), Text(summarise(event)))
 
     def on_events(self, events: list[ev.BaseEvent]) -> None:
+        if self.arrived is not None:  # the first page is being read: merged with it after
+            self.arrived.extend(events)
+            return
         last_seq = self.rows[-1].seq if self.rows else 0
         fresh = [e for e in events if e.seq > last_seq]
         self.rows.extend(fresh)

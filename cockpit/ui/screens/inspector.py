@@ -2,7 +2,8 @@
 conversation, the hosts.
 
 It reads the app's folded view, refreshed from the `events_applied` signal; edits go through the
-session as `state_set` events by "person", like every other change.
+session as `state_set` events by "person", like every other change. `enter` shows a value in
+full, `e` edits it (cockpit/ui/screens/value_editor.py).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Static
 
 from cockpit.core import events as ev
 from cockpit.core.describe import call_line, host_name
-from cockpit.core.state import AgentState, AgentStatus
+from cockpit.core.state import STREAMED, AgentState, AgentStatus
 from cockpit.core.text import one_line, sanitize
+from cockpit.ui.screens.value_editor import Edited, ValueEditor
 
 if TYPE_CHECKING:
     from cockpit.ui.app import CockpitApp
@@ -34,6 +37,10 @@ PS_TIMEOUT = 2.5
 """Seconds one host's `/api/ps` may take before its row says unreachable."""
 HOST_EVENTS = (ev.HostSelected, ev.HostWaiting, ev.HostBack, ev.AgentStarted)
 """Events that move an agent to another host or change whether it waits for one."""
+CONVERSATION_EVERY = 0.5
+"""Seconds between redraws of the conversation while only text streams in (any other event of
+the agent redraws it at once). The last text is drawn too, when its time comes."""
+TEXT_EVENTS = (ev.TokenStreamed, ev.ThinkingStreamed)
 
 
 def preview(value: Any, width: int = 60) -> str:
@@ -103,6 +110,7 @@ class InspectorScreen(Screen[None]):
         self.agent = agent
         self._board_version = -1
         self._conversation_at = 0.0
+        self._conversation_due: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -137,10 +145,15 @@ class InspectorScreen(Screen[None]):
         self.set_interval(HOSTS_EVERY, self.refresh_hosts)
 
     def on_events(self, events: list[ev.BaseEvent]) -> None:
+        if not events:  # the view was replaced (a replay seek): everything may have changed
+            self.refresh_board()
+            self.refresh_conversation(force=True)
+            return
         if any(isinstance(e, ev.StateSet) for e in events):
             self.refresh_board()
-        if any(e.agent == self.agent for e in events):
-            self.refresh_conversation()
+        mine = [e for e in events if e.agent == self.agent]
+        if mine:  # text is drawn at most every CONVERSATION_EVERY; a status change at once
+            self.refresh_conversation(force=any(not isinstance(e, TEXT_EVENTS) for e in mine))
         if any(isinstance(e, HOST_EVENTS) for e in events):
             self.refresh_hosts()  # an agent moved or waits: show it now, not at the next poll
 
@@ -210,65 +223,109 @@ class InspectorScreen(Screen[None]):
         self.app.push_screen(TextModal(title, text))
 
     def action_edit_value(self) -> None:
-        from cockpit.ui.screens.modals import InputModal
-
+        """`e`: the selected key's value in an editor; saved as a `state_set` by the person."""
         key = self._selected_key()
-        commands = self.app.commands
-        if key is None or commands is None:
+        if key is None:
+            self.notify("the board is empty: there is nothing to edit", severity="warning",
+                        markup=False, timeout=4)
             return
-        value = self.app.view.board[key].value
-        current = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if self.app.commands is None:
+            self.notify(self.why_no_edit(), severity="warning", markup=False, timeout=6)
+            return
+        entry = self.app.view.board[key]
+        self.app.push_screen(ValueEditor(key, entry.value, entry.version),
+                             lambda edited: self._edited(key, edited))
 
-        def save(text: str | None) -> None:
-            if text is None:
-                return
-            try:
-                new: Any = json.loads(text) if not isinstance(value, str) else text
-            except json.JSONDecodeError as error:
-                self.notify(f"not valid JSON: {error}", severity="error", markup=False)
-                return
-            self.run_worker(
-                self.app.command(lambda: commands.set_state(key, new, by="person"),
-                                 f"{one_line(key, 60)} updated"),
-                group="commands", exit_on_error=False, description=f"set {key}")
+    def why_no_edit(self) -> str:
+        """Why `e` does nothing when nothing can be commanded."""
+        if self.app.owner_gone is not None:
+            revive = self.app.key_display("cockpit.revive", "ctrl+r")
+            return (f"the session is not running: the board cannot be edited ({revive} on the "
+                    "main screen resumes it)")
+        if self.app.source.plays:
+            return "this is a replay: the board cannot be edited"
+        return "the session has not started: the board cannot be edited yet"
 
-        self.app.push_screen(InputModal(f"Edit {key} (saved as a state_set by you)", current),
-                             save)
+    def _edited(self, key: str, edited: Edited | None) -> None:
+        if edited is None:
+            return
+        entry = self.app.view.board.get(key)
+        if entry is not None and entry.version != edited.version:
+            from cockpit.ui.screens.modals import ConfirmModal
+
+            question = (f"{one_line(key, 60)} changed while you edited it: it is now version "
+                        f"{entry.version}, by {one_line(entry.by, 40)}. Save yours over it?")
+            self.app.push_screen(ConfirmModal(question, yes="Save mine"),
+                                 lambda save: self._save(key, edited.value) if save else None)
+            return
+        self._save(key, edited.value)
+
+    def _save(self, key: str, value: Any) -> None:
+        commands = self.app.commands
+        if commands is None:  # the owner went away while the editor was open
+            self.notify(self.why_no_edit(), severity="warning", markup=False, timeout=6)
+            return
+        self.run_worker(
+            self.app.command(lambda: commands.set_state(key, value, by="person"),
+                             f"{one_line(key, 60)} updated"),
+            group="commands", exit_on_error=False, description=f"set {key}")
 
     # -- conversation --------------------------------------------------------------------------
 
     def refresh_conversation(self, force: bool = False) -> None:
+        """Redraw the focused agent's conversation: at once if `force`, else at most every
+        CONVERSATION_EVERY seconds, and never later than that after the last call."""
         now = time.monotonic()
-        if not force and now - self._conversation_at < 0.5:
-            return  # tokens arrive every frame; the transcript need not
+        wait = CONVERSATION_EVERY - (now - self._conversation_at)
+        if not force and wait > 0:
+            if self._conversation_due is None:  # tokens arrive every frame; the view need not
+                self._conversation_due = self.set_timer(wait, self._conversation_timer)
+            return
+        if self._conversation_due is not None:
+            self._conversation_due.stop()
+            self._conversation_due = None
         self._conversation_at = now
+        scroll = self.query_one("#conversation", VerticalScroll)
+        following = scroll.scroll_y >= scroll.max_scroll_y
+        self.query_one("#conversation-text", Static).update(self.conversation_text())
+        if following:  # at the end: stay there as the reply grows
+            scroll.call_after_refresh(scroll.scroll_end, animate=False)
+
+    def _conversation_timer(self) -> None:
+        self._conversation_due = None
+        self.refresh_conversation(force=True)
+
+    def conversation_text(self) -> Text:
         agent = self.app.view.agents.get(self.agent or "")
         text = Text()
         if agent is None:
             text.append("Focus an agent pane, then press s.", style="dim")
-        else:
-            status = f"{agent.status} at" if agent.status is AgentStatus.WAITING_HOST else \
-                f"{agent.status} · on"
-            text.append(f"{status} {host_name(agent.host)} · {describe_metrics(agent)}\n",
-                        style="bold")
-            conversation = agent.conversation()
-            for message in conversation:
-                role = str(message.get("role", "?"))
-                if role == "tool" and message.get("tool_name"):
-                    role += f" · {message['tool_name']}"
-                text.append(f"\n{sanitize(role)}", style="bold reverse")
-                if message is conversation[-1] and (agent.partial_parts and
-                                                    not agent.status.ended):
-                    text.append(" (streaming)", style="dim")
-                text.append("\n" + sanitize(str(message.get("content", ""))) + "\n")
-                for call in message.get("tool_calls") or ():
-                    function = call.get("function", {})
-                    text.append("⚙ " + call_line(str(function.get("name", "?")),
-                                                 dict(function.get("arguments") or {}), 200)
-                                + "\n", style="dim")
-            if agent.error:
-                text.append(f"\nerror: {sanitize(agent.error)}\n", style="red")
-        self.query_one("#conversation-text", Static).update(text)
+            return text
+        status = f"{agent.status} at" if agent.status is AgentStatus.WAITING_HOST else \
+            f"{agent.status} · on"
+        text.append(f"{status} {host_name(agent.host)} · {describe_metrics(agent)}\n",
+                    style="bold")
+        messages = agent.conversation()
+        partial = bool(agent.partial_parts or agent.thinking_parts)
+        for index, message in enumerate(messages):
+            role = str(message.get("role", "?"))
+            if role == "tool" and message.get("tool_name"):
+                role += f" · {message['tool_name']}"
+            text.append(f"\n{sanitize(role)}", style="bold reverse")
+            if partial and index == len(messages) - 1:  # the reply being streamed
+                state = "streaming" if agent.status in STREAMED else f"cut off: {agent.status}"
+                text.append(f" ({state})", style="dim")
+            if message.get("thinking"):
+                text.append("\n" + sanitize(str(message["thinking"])), style="dim italic")
+            text.append("\n" + sanitize(str(message.get("content", ""))) + "\n")
+            for call in message.get("tool_calls") or ():
+                function = call.get("function", {})
+                text.append("⚙ " + call_line(str(function.get("name", "?")),
+                                             dict(function.get("arguments") or {}), 200)
+                            + "\n", style="dim")
+        if agent.error:
+            text.append(f"\nerror: {sanitize(agent.error)}\n", style="red")
+        return text
 
     # -- hosts ---------------------------------------------------------------------------------
 

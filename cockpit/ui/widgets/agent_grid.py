@@ -36,7 +36,8 @@ def grid_shape(count: int, width: int, height: int) -> tuple[int, int, int]:
 
 class AgentGrid(Grid):
     """Shows one page of panes; panes off the page stay mounted, keep their text, and render
-    when shown."""
+    when shown. On a page whose last row is short, its last pane spans the rest of the row, so
+    three agents leave no empty quarter. Zoom shows one pane alone."""
 
     DEFAULT_CSS = """
     AgentGrid { grid-gutter: 0 0; height: 1fr; }
@@ -48,6 +49,7 @@ class AgentGrid(Grid):
         self.panes = panes
         self.page = 0
         self.per_page = MAX_PER_PAGE
+        self.zoomed: AgentPane | None = None
 
     @property
     def pages(self) -> int:
@@ -64,17 +66,29 @@ class AgentGrid(Grid):
         self.layout_panes()
 
     def show_pane(self, pane: AgentPane) -> None:
-        """Turn to the page that holds `pane`."""
+        """Turn to the page that holds `pane` (a zoom moves to it)."""
+        if self.zoomed is not None and self.zoomed is not pane:
+            self.zoom(pane)
         page = self.panes.index(pane) // self.per_page
         if page != self.page:
             self.show_page(page)
+
+    def zoom(self, pane: AgentPane | None) -> None:
+        """`pane` alone on the grid (None: the page again)."""
+        self.zoomed = pane
+        self.layout_panes()
 
     def layout_panes(self) -> None:
         width, height = self.size.width or 160, self.size.height or 44
         columns, rows, self.per_page = grid_shape(len(self.panes), width, height)
         self.page = min(self.page, self.pages - 1)
         visible = self.panes[self.page * self.per_page:(self.page + 1) * self.per_page]
+        if self.zoomed is not None:
+            visible, columns, rows = [self.zoomed], 1, 1
         for pane in self.panes:
             pane.set_class(pane not in visible, "-off-page")
+            pane.styles.column_span = 1
+        if short := len(visible) % columns:  # the last row's last pane takes what is left
+            visible[-1].styles.column_span = columns - short + 1
         self.styles.grid_size_columns = columns
         self.styles.grid_size_rows = rows

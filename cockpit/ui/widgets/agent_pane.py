@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import re
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Static
 
 from cockpit.core import events as ev
-from cockpit.core.describe import call_line, describe, host_name, intervention
+from cockpit.core.describe import call_line, describe, host_name, intervention, status_text
 from cockpit.core.state import AgentState, AgentStatus, PendingApproval, message_text
 from cockpit.core.text import one_line
+from cockpit.ui.aliases import ALIAS_WIDTH
+from cockpit.ui.widgets.markdown_view import MarkdownView
 from cockpit.ui.widgets.pane_flow import PaneFlow, plain, wrap_chunk
 from cockpit.ui.widgets.stream_view import StreamView
 
 HEADER_HOST = 32
-"""How much of a host the status word shows (`waiting for Ollama at HOST`)."""
+"""How much of a host the header shows while the agent waits for it."""
+BADGE_WIDTH = 12
+"""Cells of the status badge: every common status fits, so the names line up across panes
+(the long ones, `waiting for Ollama`, `awaiting approval`, take what they need)."""
 BODY_LINES = 2000
 """The in-memory window of a pane; the full reply is always in the log."""
 Segment = tuple[str, str | ev.BaseEvent]
@@ -36,15 +42,13 @@ CALL_EVENTS = (ev.ToolCalled, ev.ToolResult, ev.ApprovalRequested, ev.ApprovalDe
 
 
 def format_counts(agent: AgentState, now: float) -> str:
-    """`412 tok · 38.5 tok/s · 0:11`: live while running, Ollama's rate once finished."""
+    """`412 tok · 38.5 tok/s · 0:11`: live while running, Ollama's rate once finished.
+    Paused, queued and crashed time count in neither (the fold's clocks)."""
     parts = [f"{agent.tokens} tok"]
-    rate = agent.tokens_per_second if agent.status.ended else None
-    if rate is None and agent.first_token_at is not None:
-        span = (agent.ended_at or now) - agent.first_token_at
-        rate = agent.tokens / span if span > 0.5 else None
+    rate = agent.rate(now)
     parts.append(f"{rate:.1f} tok/s" if rate is not None else "– tok/s")
     if agent.started_at is not None:
-        seconds = int(max(0.0, (agent.ended_at or now) - agent.started_at))
+        seconds = int(agent.elapsed(now))
         parts.append(f"{seconds // 60}:{seconds % 60:02d}")
     if agent.retries:
         parts.append(f"{agent.retries} retries")
@@ -63,10 +67,8 @@ def format_counts(agent: AgentState, now: float) -> str:
 
 
 def status_word(agent: AgentState) -> str:
-    """The header's status: the status itself, and for a host wait, the host waited for."""
-    if agent.status is AgentStatus.WAITING_HOST:
-        return f"{agent.status} at {host_name(agent.host, HEADER_HOST)}"
-    return str(agent.status)
+    """The header's status word."""
+    return status_text(agent)
 
 
 
@@ -86,6 +88,7 @@ class AgentPane(Vertical, can_focus=True):
     AgentPane > #thinking { height: auto; max-height: 6; color: $text-muted; display: none; }
     AgentPane.-show-thinking > #thinking { display: block; }
     AgentPane > #body { height: 1fr; }
+    AgentPane.-markdown > #body { display: none; }
     AgentPane > StreamView { background: $surface; overflow-x: hidden; padding-left: 1;
                              scrollbar-size-vertical: 1; scrollbar-background: $surface; }
     """
@@ -102,6 +105,10 @@ class AgentPane(Vertical, can_focus=True):
         self._shown_state: tuple[AgentState, float] | None = None
         self.keys = {"approvals": "a", "tool_details": "c", "thinking": "t"}
         """How the hints the pane shows name their keys (the screen sets the mapped ones)."""
+        self.host_aliases: dict[str, str] = {}
+        """Short names of the crew's hosts (none with one host: it is not shown)."""
+        self.markdown_view: MarkdownView | None = None
+        """The finished reply rendered as Markdown, made the first time `m` asks for it."""
 
         self.header = Static(classes="agent-pane--header", id="header")
         self.counts = Static(classes="agent-pane--counts", id="counts")
@@ -122,30 +129,40 @@ class AgentPane(Vertical, can_focus=True):
     def show_state(self, agent: AgentState, now: float) -> None:
         """Header and counts from the agent's folded state."""
         self._shown_state = (agent, now)
-        status = str(agent.status)
         if agent.status not in (AgentStatus.STREAMING, AgentStatus.THINKING):
             self.flow.flush_pending()
-        header = Text(no_wrap=True, overflow="ellipsis")
-        header.append(f"{self.number} ", style="dim")
-        header.append(agent.name, style="bold")
-        word = f" {status_word(agent)} "
-        where = one_line(agent.model, 60)
-        if agent.status is not AgentStatus.WAITING_HOST:  # else the status names the host
-            where += f" @ {one_line(agent.host, 80)}"
-        # The status word always shows: in a narrow pane the model and host give way.
-        room = self.content_region.width - 2 - len(header) - len(word) - 6
-        if self.content_region.width and room < len(where):
-            where = one_line(where, room) if room >= 8 else ""
-        if where:
-            header.append(" · ", style="dim")
-            header.append(where, style="dim")
-        header.append(" · ", style="dim")
-        header.append(word, style=STATUS_STYLES.get(status, "reverse"))
-        self.header.update(header, layout=False)  # one fixed line: no reflow
+        self.header.update(self._header(agent), layout=False)  # one fixed line: no reflow
         counts = self._counts(agent, now, short=False)
         if len(counts) > self.content_region.width - 2 > 0:
             counts = self._counts(agent, now, short=True)
         self.counts.update(Text(counts, no_wrap=True, overflow="ellipsis"), layout=False)
+        if self.markdown_view is not None:
+            self.markdown_view.show(agent)
+
+    def _header(self, agent: AgentState) -> Text:
+        """`[streaming ] 1 planner · llama3.2 @ gpu1`: the status first, in a badge of fixed
+        width, so it is the last thing a narrow pane cuts; then the name; then what fits."""
+        word = status_word(agent)
+        header = Text(no_wrap=True, overflow="ellipsis")
+        header.append(f" {word} ".ljust(BADGE_WIDTH),
+                      style=STATUS_STYLES.get(str(agent.status), "reverse"))
+        header.append(f" {self.number} ", style="dim")
+        header.append(agent.name, style="bold")
+        if agent.status is AgentStatus.WAITING_HOST:  # which host is down matters most
+            where = f"at {host_name(agent.host, HEADER_HOST)}"
+        else:
+            where = one_line(agent.model, 60)
+            alias = self.host_aliases.get(agent.host)
+            if alias is None:  # not one of the crew's hosts
+                alias = host_name(agent.host, ALIAS_WIDTH)
+            if alias:
+                where += f" @ {alias}"
+        room = self.content_region.width - 2 - header.cell_len - 3
+        if self.content_region.width and room < cell_len(where):
+            where = one_line(where, room) if room >= 6 else ""
+        if where:
+            header.append(f" · {where}", style="dim")
+        return header
 
     def _counts(self, agent: AgentState, now: float, short: bool) -> str:
         counts = format_counts(agent, now)
@@ -260,6 +277,58 @@ class AgentPane(Vertical, can_focus=True):
     def follow_tail(self) -> None:
         self.follow = True
         self.body.scroll_end(animate=False)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def reading(self) -> StreamView | VerticalScroll:
+        """What the reading keys scroll: the Markdown view when it shows, else the reply."""
+        view = self.markdown_view
+        return view if view is not None and view.shown else self.body
+
+    def scroll_lines(self, lines: int) -> None:
+        """Scroll the reply (`j`/`k`); scrolling up stops following the end."""
+        target = self.reading
+        if lines < 0 and target is self.body:
+            self.follow = False
+        target.scroll_relative(y=lines, animate=False, immediate=True)
+
+    def scroll_pages(self, pages: int) -> None:
+        target = self.reading
+        self.scroll_lines(pages * max(1, target.scrollable_content_region.height - 1))
+
+    def scroll_to_start(self) -> None:
+        """`g`: the reply's first kept line."""
+        if self.reading is self.body:
+            self.follow = False
+        self.reading.scroll_home(animate=False, immediate=True)
+
+    def scroll_to_end(self) -> None:
+        """`G`: the end, following new text again."""
+        if self.reading is self.body:
+            self.follow_tail()
+        else:
+            self.reading.scroll_end(animate=False, immediate=True)
+
+    def search(self, pattern: re.Pattern[str] | None) -> list[tuple[int, int]]:
+        """Highlight `pattern` in the reply (shown plain: Markdown has no lines to point at)."""
+        if self.markdown_view is not None:
+            self.markdown_view.wanted = False
+            self.markdown_view.show(None)
+        return self.body.search(pattern)
+
+    def show_match(self, match: tuple[int, int]) -> bool:
+        self.follow = False
+        return self.body.show_match(match)
+
+    def toggle_markdown(self, agent: AgentState) -> bool:
+        """`m`: the finished reply as Markdown, or the plain view; True when it is wanted."""
+        if self.markdown_view is None:
+            self.markdown_view = MarkdownView()
+            self.mount(self.markdown_view, after=self.body)
+        self.markdown_view.wanted = not self.markdown_view.wanted
+        self.markdown_view.show(agent)
+        return self.markdown_view.wanted
 
     # -- internals ---------------------------------------------------------------------------
 

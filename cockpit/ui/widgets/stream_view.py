@@ -8,13 +8,20 @@ width, so this view only appends strings and, when drawing, turns the visible on
 Lines are numbered from the first ever written (`dropped` counts those pruned from the front),
 so a writer can remember where something began and later rewrite the view from there
 (`truncate`): a tool call's line changes when its result arrives.
+
+A search (`search`) highlights its matches as lines are drawn, and a mouse selection works as in
+Textual's own widgets (`get_selection`): the view's text is what the person reads and copies.
 """
 
 from __future__ import annotations
 
+import re
+
 from rich.segment import Segment
+from rich.style import Style
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
+from textual.selection import Selection
 from textual.strip import Strip
 
 LINE_KINDS = ("mark", "tool", "waiting", "error", "note")
@@ -24,8 +31,11 @@ LINE_KINDS = ("mark", "tool", "waiting", "error", "note")
 class StreamView(ScrollView, can_focus=False):
     """Lines of plain text; `write` appends (a trailing piece stays open for the next write)."""
 
-    COMPONENT_CLASSES = {f"stream-view--{kind}" for kind in LINE_KINDS}
+    COMPONENT_CLASSES = {f"stream-view--{kind}" for kind in LINE_KINDS} | {
+        "stream-view--match", "stream-view--match-current"}
     DEFAULT_CSS = """
+    StreamView > .stream-view--match { background: $warning 40%; }
+    StreamView > .stream-view--match-current { background: $warning; color: $text; }
     StreamView { overflow-x: hidden; overflow-y: auto; }
     StreamView > .stream-view--tool { color: $text-muted; }
     StreamView > .stream-view--waiting { color: $text-warning; text-style: bold; }
@@ -43,6 +53,10 @@ class StreamView(ScrollView, can_focus=False):
         self.kinds: dict[int, str] = {}
         """Line number -> kind, for tagged lines (`LINE_KINDS`, except "mark": unstyled)."""
         self.auto_scroll = True
+        self.pattern: re.Pattern[str] | None = None
+        """What a search highlights (`search`)."""
+        self.current: tuple[int, int] | None = None
+        """The match the search is at: (line number, column)."""
 
     @property
     def line_count(self) -> int:
@@ -106,6 +120,37 @@ class StreamView(ScrollView, can_focus=False):
         self.virtual_size = Size(0, 0)
         self.refresh()
 
+    def search(self, pattern: re.Pattern[str] | None) -> list[tuple[int, int]]:
+        """Highlight `pattern` (None: stop) and return its matches, (line number, column),
+        in order. A match that a wrap cut across two lines is not found."""
+        self.pattern, self.current = pattern, None
+        self.refresh()
+        if pattern is None:
+            return []
+        return [(self.dropped + index, found.start())
+                for index, line in enumerate(self.lines) if line
+                for found in pattern.finditer(line) if found.end() > found.start()]
+
+    def show_match(self, match: tuple[int, int]) -> bool:
+        """Scroll to a match (line number, column) and mark it current; False when it was
+        pruned from the view meanwhile."""
+        index = match[0] - self.dropped
+        if not 0 <= index < len(self.lines):
+            return False
+        self.current = match
+        height = self.scrollable_content_region.height
+        if not self.scroll_offset.y <= index < self.scroll_offset.y + height:
+            self.scroll_to(y=max(0, index - height // 3), animate=False, immediate=True)
+        self.refresh()
+        return True
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The selected text (a mouse selection), as the lines show it."""
+        return selection.extract("\n".join(self.lines)), "\n"
+
+    def selection_updated(self, selection: Selection | None) -> None:
+        self.refresh()
+
     def _grow(self, size: Size) -> None:
         """Set the virtual size without a screen-wide layout pass.
 
@@ -127,4 +172,37 @@ class StreamView(ScrollView, can_focus=False):
         kind = self.kinds.get(self.dropped + index)
         line_style = style + self.get_component_rich_style(f"stream-view--{kind}",
                                                            partial=True) if kind else style
-        return Strip([Segment(text, line_style)]).adjust_cell_length(width, style)
+        spans = self._spans(index, text)
+        if not spans:
+            segments = [Segment(text, line_style)]
+        else:
+            segments, at = [], 0
+            for start, end, span_style in spans:
+                if start > at:
+                    segments.append(Segment(text[at:start], line_style))
+                segments.append(Segment(text[start:end], line_style + span_style))
+                at = end
+            if at < len(text):
+                segments.append(Segment(text[at:], line_style))
+        strip = Strip(segments).adjust_cell_length(width, style)
+        return strip.apply_offsets(0, index)
+
+    def _spans(self, index: int, text: str) -> list[tuple[int, int, Style]]:
+        """Highlighted stretches of line `index`, in order, not overlapping: a selection, or
+        else the search's matches."""
+        selection = self.text_selection
+        if selection is not None and (span := selection.get_span(index)) is not None:
+            start, end = span
+            end = len(text) if end == -1 else min(end, len(text))
+            if start < end:
+                return [(start, end, self.screen.get_component_rich_style("screen--selection"))]
+        if self.pattern is None or not text:
+            return []
+        spans = []
+        for found in self.pattern.finditer(text):
+            if found.end() > found.start():
+                current = self.current == (self.dropped + index, found.start())
+                name = "stream-view--match-current" if current else "stream-view--match"
+                spans.append((found.start(), found.end(),
+                              self.get_component_rich_style(name, partial=True)))
+        return spans
