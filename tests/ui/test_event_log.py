@@ -60,8 +60,8 @@ async def test_events_that_arrive_while_the_first_page_is_read_are_shown(db: Pat
                 await wait_until(lambda: app.view.agents["a"].tokens == 4, what="token 4")
                 # Not pilot.press: it waits for the screen to be idle, and it is not, it reads.
                 app.post_message(events.Key("l", "l"))
-                await wait_until(lambda: isinstance(app.screen, EventLogScreen)
-                                 and app.screen.query_one(DataTable).loading,
+                await wait_until(lambda: isinstance(app.screen, EventLogScreen)  # composed, too
+                                 and any(table.loading for table in app.screen.query(DataTable)),
                                  what="the screen reading its first page")
                 await wait_until(lambda: app.view.log_stuck is not None,
                                  what="the log to say it is stuck (the UI has the event)")

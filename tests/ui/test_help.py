@@ -26,7 +26,7 @@ def rows(app: CockpitApp) -> list[tuple[str, str, str]]:
 async def open_help(app: CockpitApp, pilot: Pilot[int]) -> None:
     await pilot.press("question_mark")
     await wait_until(lambda: isinstance(app.screen, HelpScreen)
-                     and app.screen.query_one(DataTable).row_count > 0, what="the help")
+                     and any(t.row_count for t in app.screen.query(DataTable)), what="the help")
 
 
 async def test_help_lists_each_binding_once_with_its_id_and_fits_80x24(db: Path) -> None:

@@ -32,9 +32,9 @@ async def open_board(app: CockpitApp, pilot: Any, key: str) -> InspectorScreen:
     """`s`, then the cursor on `key`'s row."""
     await wait_until(lambda: key in app.view.board, what="the board")
     await pilot.press("s")
-    await wait_until(lambda: isinstance(app.screen, InspectorScreen)
-                     and app.screen.query_one("#board", DataTable).row_count
-                     == len(app.view.board), what="the board shown")
+    await wait_until(lambda: isinstance(app.screen, InspectorScreen)  # composed, too
+                     and [t.row_count for t in app.screen.query("#board").results(DataTable)]
+                     == [len(app.view.board)], what="the board shown")
     screen = app.screen
     assert isinstance(screen, InspectorScreen)
     table = screen.query_one("#board", DataTable)
@@ -62,7 +62,8 @@ async def test_enter_shows_a_long_value_in_full_inert_and_scrollable(db: Path) -
         async with app.run_test(size=(80, 24)) as pilot:
             await open_board(app, pilot, "a_long")
             await pilot.press("enter")
-            await wait_until(lambda: isinstance(app.screen, TextModal), what="the value")
+            await wait_until(lambda: isinstance(app.screen, TextModal)
+                             and bool(app.screen.query(Static)), what="the value")
             shown = app.screen.query_one(Static).render()
             text = str(shown)
             assert "line 0 [bold red]x[/]" in text and "line 199" in text  # all of it, no markup
@@ -187,7 +188,8 @@ async def test_the_conversation_says_streaming_then_shows_the_whole_reply(db: Pa
             await wait_until(lambda: app.view.agents.get("a") is not None
                              and app.view.agents["a"].tokens == 3, what="3 tokens, then held")
             await pilot.press("s")
-            await wait_until(lambda: isinstance(app.screen, InspectorScreen), what="inspector")
+            await wait_until(lambda: isinstance(app.screen, InspectorScreen)
+                             and bool(app.screen.query("#conversation-text")), what="inspector")
             view = app.screen.query_one("#conversation-text", Static)
 
             def conversation() -> str:

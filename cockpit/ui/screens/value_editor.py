@@ -110,8 +110,9 @@ class ValueEditor(ModalScreen[Edited | None]):
             yield OrderedTextArea(self.original, id="value", soft_wrap=True,
                                   show_line_numbers=self.json)
             yield Static(id="error")
-            yield Static(Text(f"ctrl+s saves · escape cancels · saved as a state_set by you"
-                              f"{'; it must stay valid JSON' if self.json else ''}"), id="keys")
+            must = " (it must be JSON)" if self.json else ""
+            yield Static(Text(f"ctrl+s saves{must}, as a state_set by you · escape cancels"),
+                         id="keys")
 
     def on_mount(self) -> None:
         self.query_one(TextArea).focus()
